@@ -1,0 +1,309 @@
+//! The exposition model shared by every body format: metric types, name rules, escaping, and
+//! the [`FamilyRenderer`] that turns parsed samples into the bytes a scrape serves.
+//!
+//! Rendering happens once, at push time: every sample line gets the grouping labels merged in
+//! (URL labels win over body labels, `instance=""` is added when nobody names an instance),
+//! labels sorted by name. A scrape then only copies these bytes.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::grouping::InjectedLabel;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    Untyped,
+}
+
+impl MetricType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::Summary => "summary",
+            MetricType::Untyped => "untyped",
+        }
+    }
+
+    pub fn parse(s: &[u8]) -> Option<MetricType> {
+        Some(match s {
+            b"counter" => MetricType::Counter,
+            b"gauge" => MetricType::Gauge,
+            b"histogram" => MetricType::Histogram,
+            b"summary" => MetricType::Summary,
+            b"untyped" => MetricType::Untyped,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(c: u8) -> Option<MetricType> {
+        [MetricType::Counter, MetricType::Gauge, MetricType::Histogram, MetricType::Summary, MetricType::Untyped]
+            .get(c as usize)
+            .copied()
+    }
+}
+
+/// A family of one push, rendered: what the store keeps per (group, family).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedFamily {
+    pub name: Box<str>,
+    pub mtype: MetricType,
+    /// HELP text, escaped as in the exposition format (`\\` and `\n`); `None` when absent.
+    pub help: Option<Box<str>>,
+    /// Sample lines, each ending in `\n`.
+    pub samples: Box<[u8]>,
+    pub series: u32,
+}
+
+/// A push rejected while parsing or rendering. `line` is 1-based; 0 when not tied to a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError {
+    pub line: u32,
+    pub msg: String,
+}
+
+impl BodyError {
+    pub fn new(line: u32, msg: impl Into<String>) -> BodyError {
+        BodyError { line, msg: msg.into() }
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: {}", self.line, self.msg)
+        } else {
+            f.write_str(&self.msg)
+        }
+    }
+}
+
+pub fn is_metric_name(s: &[u8]) -> bool {
+    match s.split_first() {
+        Some((&c, rest)) => {
+            (c.is_ascii_alphabetic() || c == b'_' || c == b':')
+                && rest.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+        }
+        None => false,
+    }
+}
+
+pub fn is_label_name(s: &[u8]) -> bool {
+    match s.split_first() {
+        Some((&c, rest)) => {
+            (c.is_ascii_alphabetic() || c == b'_') && rest.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+        }
+        None => false,
+    }
+}
+
+/// Escapes a raw label value for the exposition format.
+pub fn escape_label_value(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    for &c in v {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes raw HELP text for the exposition format.
+pub fn escape_help(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Validates a float as the exposition format writes it (Go's ParseFloat forms that Rust
+/// also reads: decimals, exponents, `NaN`, `+Inf`, `-Inf`).
+pub fn valid_float(v: &[u8]) -> bool {
+    match std::str::from_utf8(v) {
+        Ok(s) => !s.is_empty() && s.parse::<f64>().is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Which sample names and labels a family of a given type admits.
+pub fn sample_suffix_ok(mtype: MetricType, family: &[u8], sample: &[u8]) -> Result<SampleRole, String> {
+    let suffix = &sample[family.len()..];
+    let role = match (mtype, suffix) {
+        (MetricType::Histogram, b"_bucket") => SampleRole::Bucket,
+        (MetricType::Histogram | MetricType::Summary, b"_sum" | b"_count") => SampleRole::Plain,
+        (MetricType::Summary, b"") => SampleRole::Quantile,
+        (MetricType::Histogram, _) => {
+            return Err(format!(
+                "sample {:?} does not belong to histogram {:?} (expected _bucket, _sum or _count)",
+                String::from_utf8_lossy(sample),
+                String::from_utf8_lossy(family)
+            ))
+        }
+        (_, b"") => SampleRole::Plain,
+        _ => {
+            return Err(format!(
+                "sample {:?} does not belong to {} {:?}",
+                String::from_utf8_lossy(sample),
+                mtype.as_str(),
+                String::from_utf8_lossy(family)
+            ))
+        }
+    };
+    Ok(role)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleRole {
+    Plain,
+    /// Histogram `_bucket`: needs an `le` label holding a float.
+    Bucket,
+    /// Summary sample without suffix: needs a `quantile` label holding a float.
+    Quantile,
+}
+
+/// Renders the samples of one family. Label values arrive already escaped (validated by the
+/// parser); the grouping labels are merged in sorted order.
+pub struct FamilyRenderer<'g> {
+    grouping: &'g [InjectedLabel],
+    out: Vec<u8>,
+    /// Byte ranges of each sample's series identity (name and labels) in `out`, with its line.
+    ids: Vec<(u32, u32, u32)>,
+}
+
+impl<'g> FamilyRenderer<'g> {
+    pub fn new(grouping: &'g [InjectedLabel], capacity: usize) -> Self {
+        FamilyRenderer { grouping, out: Vec::with_capacity(capacity), ids: Vec::new() }
+    }
+
+    /// Appends one sample. `labels` holds (name, escaped value) and is sorted here in place.
+    /// Duplicate body label names are refused; `role` demands `le` or `quantile`.
+    pub fn sample(
+        &mut self,
+        name: &[u8],
+        labels: &mut [(&[u8], &[u8])],
+        value: &[u8],
+        role: SampleRole,
+        line: u32,
+    ) -> Result<(), BodyError> {
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for w in labels.windows(2) {
+            if w[0].0 == w[1].0 {
+                return Err(BodyError::new(
+                    line,
+                    format!("duplicate label {:?}", String::from_utf8_lossy(w[0].0)),
+                ));
+            }
+        }
+        let needed: &[u8] = match role {
+            SampleRole::Bucket => b"le",
+            SampleRole::Quantile => b"quantile",
+            SampleRole::Plain => b"",
+        };
+        if !needed.is_empty() {
+            match labels.iter().find(|l| l.0 == needed) {
+                Some(l) if valid_float(l.1) => {}
+                Some(l) => {
+                    return Err(BodyError::new(
+                        line,
+                        format!(
+                            "label {:?} must hold a float, got {:?}",
+                            String::from_utf8_lossy(needed),
+                            String::from_utf8_lossy(l.1)
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(BodyError::new(
+                        line,
+                        format!(
+                            "sample {:?} needs a {:?} label",
+                            String::from_utf8_lossy(name),
+                            String::from_utf8_lossy(needed)
+                        ),
+                    ))
+                }
+            }
+        }
+        let start = self.out.len() as u32;
+        let out = &mut self.out;
+        out.extend_from_slice(name);
+        out.push(b'{');
+        let (mut i, mut j) = (0, 0);
+        let g = self.grouping;
+        let mut first = true;
+        let mut put = |out: &mut Vec<u8>, n: &[u8], v: &[u8]| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(n);
+            out.extend_from_slice(b"=\"");
+            out.extend_from_slice(v);
+            out.push(b'"');
+        };
+        while i < labels.len() || j < g.len() {
+            if j == g.len() || (i < labels.len() && labels[i].0 < &*g[j].name) {
+                put(out, labels[i].0, labels[i].1);
+                i += 1;
+            } else if i == labels.len() || &*g[j].name < labels[i].0 {
+                put(out, &g[j].name, &g[j].value);
+                j += 1;
+            } else {
+                // Same name in URL and body: the URL wins, except the default instance.
+                if g[j].default_only {
+                    put(out, labels[i].0, labels[i].1);
+                } else {
+                    put(out, &g[j].name, &g[j].value);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+        out.push(b'}');
+        let end = out.len() as u32;
+        out.push(b' ');
+        out.extend_from_slice(value);
+        out.push(b'\n');
+        self.ids.push((start, end, line));
+        Ok(())
+    }
+
+    /// Finishes the family, refusing duplicate series.
+    pub fn finish(self, name: &[u8], mtype: MetricType, help: Option<&[u8]>) -> Result<RenderedFamily, BodyError> {
+        if self.ids.len() > 1 {
+            let mut seen: HashSet<&[u8], ahash::RandomState> =
+                HashSet::with_capacity_and_hasher(self.ids.len(), ahash::RandomState::new());
+            for &(s, e, line) in &self.ids {
+                let id = &self.out[s as usize..e as usize];
+                if !seen.insert(id) {
+                    return Err(BodyError::new(line, format!("duplicate series {}", String::from_utf8_lossy(id))));
+                }
+            }
+        }
+        Ok(RenderedFamily {
+            // Names were validated as ASCII by the parser.
+            name: String::from_utf8_lossy(name).into(),
+            mtype,
+            help: help.map(|h| String::from_utf8_lossy(h).into()),
+            samples: self.out.into_boxed_slice(),
+            series: self.ids.len() as u32,
+        })
+    }
+}

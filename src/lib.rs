@@ -1,0 +1,29 @@
+//! ringgate: a thread-per-core push gateway for Prometheus.
+//!
+//! How a push flows through the modules:
+//!
+//! ```text
+//!  TCP (SO_REUSEPORT, every shard accepts)
+//!    -> http      read one request (httparse, Content-Length or chunked body)
+//!    -> api       route; decode the grouping key (grouping) and pick its owning shard
+//!    -> text      parse the body in a per-request arena, render each family once (expo)
+//!    -> shard     hand the rendered families to the owner (local call or channel mesh)
+//!    -> store     the owner swaps them into its groups; registry keeps family types in step
+//! ```
+//!
+//! And a scrape: `scrape` asks every shard for a snapshot of its rendered chunks (reference
+//! counted, no copy), merges families by name, writes each family's HELP/TYPE once and then
+//! the chunks with vectored writes (`sys`).
+
+pub mod api;
+pub mod config;
+pub mod expo;
+pub mod grouping;
+pub mod http;
+pub mod registry;
+pub mod scrape;
+pub mod server;
+pub mod shard;
+pub mod store;
+pub mod sys;
+pub mod text;

@@ -1,0 +1,412 @@
+//! The text exposition format 0.0.4 parser.
+//!
+//! It scans with memchr, borrows every name, label value and float from the request body, and
+//! keeps its scratch (per-family sample lists, label slices) in the request's bumpalo arena:
+//! nothing is allocated on the heap per sample. Each family is then rendered once by
+//! [`FamilyRenderer`], with the grouping labels merged in.
+//!
+//! Accepted beyond the strict grammar, as Prometheus' own parser does: blank lines, comments
+//! that are not HELP/TYPE, spaces and tabs between tokens, a trailing comma in a label set,
+//! samples of one family that are not contiguous. Also accepted: CRLF line ends (the `\r` is
+//! dropped). Refused: sample timestamps (a pushed sample is stamped by the scrape), `__`
+//! label names, anything else the format does not allow.
+
+use ahash::AHashMap;
+use bumpalo::collections::Vec as BVec;
+use bumpalo::Bump;
+use memchr::{memchr, memchr2};
+
+use crate::expo::{
+    is_label_name, is_metric_name, sample_suffix_ok, valid_float, BodyError, FamilyRenderer, MetricType,
+    RenderedFamily, SampleRole,
+};
+use crate::grouping::InjectedLabel;
+
+struct Sample<'a> {
+    name: &'a [u8],
+    labels: &'a mut [(&'a [u8], &'a [u8])],
+    value: &'a [u8],
+    role: SampleRole,
+    line: u32,
+}
+
+struct Family<'a> {
+    name: &'a [u8],
+    mtype: Option<MetricType>,
+    help: Option<&'a [u8]>,
+    samples: BVec<'a, Sample<'a>>,
+    /// Bytes of the sample lines, to size the render buffer once.
+    bytes: usize,
+}
+
+/// Parses a text-format body and renders its families with `grouping` injected.
+pub fn parse<'a>(body: &'a [u8], grouping: &[InjectedLabel], bump: &'a Bump) -> Result<Vec<RenderedFamily>, BodyError> {
+    parse_with_limit(body, grouping, bump, usize::MAX)
+}
+
+/// As [`parse`], refusing a body with more than `max_series` samples.
+pub fn parse_with_limit<'a>(
+    body: &'a [u8],
+    grouping: &[InjectedLabel],
+    bump: &'a Bump,
+    max_series: usize,
+) -> Result<Vec<RenderedFamily>, BodyError> {
+    let mut families: Vec<Family<'a>> = Vec::new();
+    let mut index: AHashMap<&'a [u8], usize> = AHashMap::new();
+    let mut labels: Vec<(&'a [u8], &'a [u8])> = Vec::with_capacity(16);
+    let mut pos = 0usize;
+    let mut line_no = 0u32;
+    let mut total = 0usize;
+    while pos < body.len() {
+        let end = memchr(b'\n', &body[pos..]).map_or(body.len(), |i| pos + i);
+        let mut line = &body[pos..end];
+        pos = end + 1;
+        line_no += 1;
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        let line = skip_blank(line);
+        if line.is_empty() {
+            continue;
+        }
+        if line[0] == b'#' {
+            comment(&line[1..], line_no, &mut families, &mut index, bump)?;
+            continue;
+        }
+        let (name, rest) = take_while(line, |c| c.is_ascii_alphanumeric() || c == b'_' || c == b':');
+        if !is_metric_name(name) {
+            return Err(BodyError::new(line_no, format!("invalid metric name at {:?}", lossy_prefix(line))));
+        }
+        let mut rest = skip_blank(rest);
+        labels.clear();
+        if rest.first() == Some(&b'{') {
+            rest = label_set(&rest[1..], line_no, &mut labels)?;
+            rest = skip_blank(rest);
+        }
+        let (value, rest) = take_while(rest, |c| c != b' ' && c != b'\t');
+        if value.is_empty() {
+            return Err(BodyError::new(line_no, format!("sample {:?} has no value", lossy(name))));
+        }
+        if !valid_float(value) {
+            return Err(BodyError::new(line_no, format!("invalid sample value {:?}", lossy(value))));
+        }
+        let rest = skip_blank(rest);
+        if !rest.is_empty() {
+            let msg = if rest.iter().all(|c| c.is_ascii_digit() || *c == b'-') {
+                "samples with timestamps are not allowed in a push".to_string()
+            } else {
+                format!("unexpected text {:?} after the sample value", lossy(rest))
+            };
+            return Err(BodyError::new(line_no, msg));
+        }
+        total += 1;
+        if total > max_series {
+            return Err(BodyError::new(
+                line_no,
+                format!("push has more than {max_series} series (raise --push.max-series)"),
+            ));
+        }
+        let fi = family_of(name, &mut families, &mut index, bump)?;
+        let fam = &mut families[fi];
+        let mtype = fam.mtype.unwrap_or(MetricType::Untyped);
+        let role = sample_suffix_ok(mtype, fam.name, name).map_err(|m| BodyError::new(line_no, m))?;
+        fam.bytes += line.len();
+        let labels = bump.alloc_slice_copy(&labels);
+        fam.samples.push(Sample { name, labels, value, role, line: line_no });
+    }
+
+    let mut out = Vec::with_capacity(families.len());
+    let extra: usize = grouping.iter().map(|l| l.name.len() + l.value.len() + 4).sum();
+    for fam in families {
+        if fam.samples.is_empty() {
+            continue;
+        }
+        let mut r = FamilyRenderer::new(grouping, fam.bytes + fam.samples.len() * (extra + 4));
+        for s in fam.samples {
+            r.sample(s.name, s.labels, s.value, s.role, s.line)?;
+        }
+        out.push(r.finish(fam.name, fam.mtype.unwrap_or(MetricType::Untyped), fam.help)?);
+    }
+    Ok(out)
+}
+
+/// Finds the family a sample name belongs to, creating an untyped one when none matches.
+fn family_of<'a>(
+    name: &'a [u8],
+    families: &mut Vec<Family<'a>>,
+    index: &mut AHashMap<&'a [u8], usize>,
+    bump: &'a Bump,
+) -> Result<usize, BodyError> {
+    if let Some(&i) = index.get(name) {
+        return Ok(i);
+    }
+    for suffix in [&b"_bucket"[..], b"_sum", b"_count"] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            if let Some(&i) = index.get(base) {
+                if matches!(families[i].mtype, Some(MetricType::Histogram | MetricType::Summary)) {
+                    return Ok(i);
+                }
+            }
+        }
+    }
+    Ok(new_family(name, None, families, index, bump))
+}
+
+fn new_family<'a>(
+    name: &'a [u8],
+    mtype: Option<MetricType>,
+    families: &mut Vec<Family<'a>>,
+    index: &mut AHashMap<&'a [u8], usize>,
+    bump: &'a Bump,
+) -> usize {
+    families.push(Family { name, mtype, help: None, samples: BVec::new_in(bump), bytes: 0 });
+    index.insert(name, families.len() - 1);
+    families.len() - 1
+}
+
+/// A `#` line: HELP and TYPE are checked and recorded, anything else is a comment.
+fn comment<'a>(
+    line: &'a [u8],
+    line_no: u32,
+    families: &mut Vec<Family<'a>>,
+    index: &mut AHashMap<&'a [u8], usize>,
+    bump: &'a Bump,
+) -> Result<(), BodyError> {
+    let line = skip_blank(line);
+    let (keyword, rest) = take_while(line, |c| c != b' ' && c != b'\t');
+    let is_help = keyword == b"HELP";
+    if !is_help && keyword != b"TYPE" {
+        return Ok(());
+    }
+    let rest = skip_blank(rest);
+    let (name, rest) = take_while(rest, |c| c != b' ' && c != b'\t');
+    if !is_metric_name(name) {
+        return Err(BodyError::new(
+            line_no,
+            format!("invalid metric name {:?} in {} line", lossy(name), lossy(keyword)),
+        ));
+    }
+    let i = match index.get(name) {
+        Some(&i) => i,
+        None => new_family(name, None, families, index, bump),
+    };
+    let fam = &mut families[i];
+    if is_help {
+        let text = skip_blank(rest);
+        check_help(text, line_no)?;
+        if fam.help.is_some() {
+            return Err(BodyError::new(line_no, format!("second HELP line for {:?}", lossy(name))));
+        }
+        fam.help = Some(text);
+        return Ok(());
+    }
+    let (ty, rest) = take_while(skip_blank(rest), |c| c != b' ' && c != b'\t');
+    if !skip_blank(rest).is_empty() {
+        return Err(BodyError::new(line_no, format!("unexpected text after TYPE of {:?}", lossy(name))));
+    }
+    let Some(mtype) = MetricType::parse(ty) else {
+        return Err(BodyError::new(line_no, format!("unknown metric type {:?} for {:?}", lossy(ty), lossy(name))));
+    };
+    if fam.mtype.is_some() {
+        return Err(BodyError::new(line_no, format!("second TYPE line for {:?}", lossy(name))));
+    }
+    if !fam.samples.is_empty() {
+        return Err(BodyError::new(line_no, format!("TYPE line for {:?} after its samples", lossy(name))));
+    }
+    fam.mtype = Some(mtype);
+    Ok(())
+}
+
+/// HELP text: valid UTF-8, and only `\\` and `\n` escapes.
+fn check_help(text: &[u8], line_no: u32) -> Result<(), BodyError> {
+    if std::str::from_utf8(text).is_err() {
+        return Err(BodyError::new(line_no, "HELP text is not valid UTF-8"));
+    }
+    let mut rest = text;
+    while let Some(i) = memchr(b'\\', rest) {
+        match rest.get(i + 1) {
+            Some(b'\\' | b'n') => rest = &rest[i + 2..],
+            _ => return Err(BodyError::new(line_no, "invalid escape sequence in HELP text (only \\\\ and \\n)")),
+        }
+    }
+    Ok(())
+}
+
+/// Parses `name="value", ...}` (the `{` already consumed) into `out`; returns what follows `}`.
+fn label_set<'a>(
+    mut s: &'a [u8],
+    line_no: u32,
+    out: &mut Vec<(&'a [u8], &'a [u8])>,
+) -> Result<&'a [u8], BodyError> {
+    loop {
+        s = skip_blank(s);
+        match s.first() {
+            Some(b'}') => return Ok(&s[1..]),
+            None => return Err(BodyError::new(line_no, "label set is not closed with '}'")),
+            _ => {}
+        }
+        let (name, rest) = take_while(s, |c| c.is_ascii_alphanumeric() || c == b'_');
+        if !is_label_name(name) {
+            return Err(BodyError::new(line_no, format!("invalid label name at {:?}", lossy_prefix(s))));
+        }
+        if name.starts_with(b"__") {
+            return Err(BodyError::new(line_no, format!("label name {:?} is reserved (starts with __)", lossy(name))));
+        }
+        let rest = skip_blank(rest);
+        let Some(rest) = rest.strip_prefix(b"=") else {
+            return Err(BodyError::new(line_no, format!("expected '=' after label name {:?}", lossy(name))));
+        };
+        let rest = skip_blank(rest);
+        let Some(rest) = rest.strip_prefix(b"\"") else {
+            return Err(BodyError::new(line_no, format!("value of label {:?} must be quoted", lossy(name))));
+        };
+        let mut i = 0;
+        loop {
+            match memchr2(b'"', b'\\', &rest[i..]) {
+                None => {
+                    return Err(BodyError::new(line_no, format!("value of label {:?} is not closed", lossy(name))))
+                }
+                Some(j) if rest[i + j] == b'"' => {
+                    i += j;
+                    break;
+                }
+                Some(j) => match rest.get(i + j + 1) {
+                    Some(b'\\' | b'"' | b'n') => i += j + 2,
+                    _ => {
+                        return Err(BodyError::new(
+                            line_no,
+                            format!("invalid escape sequence in value of label {:?}", lossy(name)),
+                        ))
+                    }
+                },
+            }
+        }
+        let value = &rest[..i];
+        if std::str::from_utf8(value).is_err() {
+            return Err(BodyError::new(line_no, format!("value of label {:?} is not valid UTF-8", lossy(name))));
+        }
+        out.push((name, value));
+        s = skip_blank(&rest[i + 1..]);
+        match s.first() {
+            Some(b',') => s = &s[1..],
+            Some(b'}') => return Ok(&s[1..]),
+            _ => {
+                return Err(BodyError::new(
+                    line_no,
+                    format!("expected ',' or '}}' after value of label {:?}", lossy(name)),
+                ))
+            }
+        }
+    }
+}
+
+#[inline]
+fn skip_blank(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+    &s[n..]
+}
+
+#[inline]
+fn take_while(s: &[u8], f: impl Fn(u8) -> bool) -> (&[u8], &[u8]) {
+    let n = s.iter().take_while(|&&c| f(c)).count();
+    s.split_at(n)
+}
+
+fn lossy(s: &[u8]) -> String {
+    String::from_utf8_lossy(s).into_owned()
+}
+
+fn lossy_prefix(s: &[u8]) -> String {
+    let mut end = s.len().min(40);
+    while end < s.len() && !std::str::from_utf8(&s[..end]).is_ok() && end < 44 {
+        end += 1;
+    }
+    lossy(&s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grouping::GroupKey;
+
+    fn render(body: &str) -> Result<String, BodyError> {
+        let key = GroupKey::from_path("job/j").unwrap();
+        let bump = Bump::new();
+        let fams = parse(body.as_bytes(), &key.injected(), &bump)?;
+        let mut s = String::new();
+        for f in fams {
+            s.push_str(&format!("{} {} {:?}\n", f.name, f.mtype.as_str(), f.help));
+            s.push_str(std::str::from_utf8(&f.samples).unwrap());
+        }
+        Ok(s)
+    }
+
+    #[test]
+    fn renders_with_grouping_labels() {
+        let out = render("# HELP a Some help\n# TYPE a counter\na{z=\"1\",b=\"x\"} 3\nb 1e3\n").unwrap();
+        assert_eq!(
+            out,
+            "a counter Some(\"Some help\")\na{b=\"x\",instance=\"\",job=\"j\",z=\"1\"} 3\n\
+             b untyped None\nb{instance=\"\",job=\"j\"} 1e3\n"
+        );
+    }
+
+    #[test]
+    fn body_instance_kept_url_job_wins() {
+        let out = render("a{instance=\"i\",job=\"other\"} 1\n").unwrap();
+        assert!(out.contains("a{instance=\"i\",job=\"j\"} 1\n"), "{out}");
+    }
+
+    #[test]
+    fn histogram_and_summary_suffixes() {
+        let ok = "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 2\nh_count 1\n# TYPE s summary\ns{quantile=\"0.5\"} NaN\ns_sum 1\ns_count 2\n";
+        render(ok).unwrap();
+        assert_eq!(render("# TYPE h histogram\nh 1\n").unwrap_err().line, 2);
+        assert!(render("# TYPE h histogram\nh_bucket 1\n").unwrap_err().msg.contains("le"));
+        assert!(render("# TYPE s summary\ns 1\n").unwrap_err().msg.contains("quantile"));
+        assert!(render("# TYPE h histogram\nh_bucket{le=\"x\"} 1\n").is_err());
+    }
+
+    #[test]
+    fn rejections_name_the_line() {
+        let cases = [
+            ("a 1 1234\n", "timestamps"),
+            ("a{b=\"1\",b=\"2\"} 1\n", "duplicate label"),
+            ("a 1\na 2\n", "duplicate series"),
+            ("a{__b=\"1\"} 1\n", "reserved"),
+            ("a{b=\"\\x\"} 1\n", "escape"),
+            ("a one\n", "invalid sample value"),
+            ("1a 1\n", "invalid metric name"),
+            ("a{b=1} 1\n", "quoted"),
+            ("a{b=\"1\" 1\n", "expected ','"),
+            ("# TYPE a gauge\n# TYPE a gauge\n", "second TYPE"),
+            ("# TYPE a foo\n", "unknown metric type"),
+            ("a 1\n# TYPE a gauge\n", "after its samples"),
+            ("# HELP a x\\y\n", "escape"),
+            ("a\n", "no value"),
+        ];
+        for (body, want) in cases {
+            let e = render(&format!("# ok\n{body}")).unwrap_err();
+            assert!(e.msg.contains(want), "{body:?}: {e}");
+            assert!(e.line >= 2, "{body:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn tolerated_forms() {
+        let out = render("a { b = \"1\" , } -Inf\r\n\n# comment\n\tc\t+Inf\nd{}.5\n").unwrap();
+        assert!(out.contains("a{b=\"1\",instance=\"\",job=\"j\"} -Inf\n"), "{out}");
+        assert!(out.contains("d{instance=\"\",job=\"j\"} .5\n"), "{out}");
+    }
+
+    #[test]
+    fn real_payloads_parse() {
+        for f in ["node-exporter-2cpu.prom", "prometheus-server.prom"] {
+            let path = format!("{}/../shared/data/{f}", env!("CARGO_MANIFEST_DIR"));
+            let Ok(body) = std::fs::read_to_string(&path) else { panic!("fixture {path} missing") };
+            let out = render(&body).unwrap_or_else(|e| panic!("{f}: {e}"));
+            let samples = body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+            assert_eq!(out.lines().filter(|l| l.contains('{')).count(), samples, "{f}");
+        }
+    }
+}
