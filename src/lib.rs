@@ -20,6 +20,7 @@ pub mod config;
 pub mod expo;
 pub mod grouping;
 pub mod http;
+pub mod proto;
 pub mod registry;
 pub mod scrape;
 pub mod server;
