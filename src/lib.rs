@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod config;
+pub mod decompress;
 pub mod expo;
 pub mod grouping;
 pub mod http;
