@@ -198,8 +198,11 @@ fn bad(flag: &'static str, msg: impl Into<String>) -> FlagError {
 
 impl Config {
     pub fn from_flags(f: Flags) -> Result<Config, FlagError> {
-        let dur = |flag, v: &str| parse_duration(v).ok_or_else(|| bad(flag, format!("{v:?} is not a duration like 30s, 5m or 1h")));
-        let size = |flag, v: &str| parse_size(v).ok_or_else(|| bad(flag, format!("{v:?} is not a size like 512KiB or 64MiB")));
+        let dur = |flag, v: &str| {
+            parse_duration(v).ok_or_else(|| bad(flag, format!("{v:?} is not a duration like 30s, 5m or 1h")))
+        };
+        let size =
+            |flag, v: &str| parse_size(v).ok_or_else(|| bad(flag, format!("{v:?} is not a size like 512KiB or 64MiB")));
         let listen = parse_listen(&f.web_listen_address).map_err(|m| bad("web.listen-address", m))?;
         let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let shards = f.shards.unwrap_or(online);

@@ -71,10 +71,9 @@ pub enum DecompressError {
 impl fmt::Display for DecompressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecompressError::TooLarge { limit } => write!(
-                f,
-                "decompressed body exceeds the limit of {limit} bytes (raise --push.max-decompressed-size)"
-            ),
+            DecompressError::TooLarge { limit } => {
+                write!(f, "decompressed body exceeds the limit of {limit} bytes (raise --push.max-decompressed-size)")
+            }
             DecompressError::Corrupt { encoding, reason } => {
                 write!(f, "body is not valid {} data: {reason}", encoding.as_str())
             }
@@ -105,42 +104,28 @@ pub fn decode(encoding: Encoding, body: &[u8], limit: usize) -> Result<Vec<u8>, 
         Encoding::Gzip => {
             // ISIZE, the last member's size mod 2^32, is a fair first guess for one member.
             let hint = match body.len() {
-                n if n >= 18 => {
-                    u32::from_le_bytes(body[n - 4..].try_into().expect("4 bytes")) as usize
-                }
+                n if n >= 18 => u32::from_le_bytes(body[n - 4..].try_into().expect("4 bytes")) as usize,
                 _ => 0,
             };
             read_limited(MultiGzDecoder::new(body), hint, limit, Encoding::Gzip)
         }
-        Encoding::Snappy if body.starts_with(SNAPPY_STREAM_ID) => read_limited(
-            snap::read::FrameDecoder::new(body),
-            body.len() * 2,
-            limit,
-            Encoding::Snappy,
-        ),
+        Encoding::Snappy if body.starts_with(SNAPPY_STREAM_ID) => {
+            read_limited(snap::read::FrameDecoder::new(body), body.len() * 2, limit, Encoding::Snappy)
+        }
         Encoding::Snappy => {
-            let corrupt = |e: snap::Error| DecompressError::Corrupt {
-                encoding: Encoding::Snappy,
-                reason: e.to_string(),
-            };
+            let corrupt =
+                |e: snap::Error| DecompressError::Corrupt { encoding: Encoding::Snappy, reason: e.to_string() };
             let len = snap::raw::decompress_len(body).map_err(corrupt)?;
             if len > limit {
                 return Err(DecompressError::TooLarge { limit });
             }
-            snap::raw::Decoder::new()
-                .decompress_vec(body)
-                .map_err(corrupt)
+            snap::raw::Decoder::new().decompress_vec(body).map_err(corrupt)
         }
     }
 }
 
 /// Reads `r` to the end into a buffer whose capacity never exceeds `limit + 1`.
-fn read_limited(
-    mut r: impl Read,
-    hint: usize,
-    limit: usize,
-    enc: Encoding,
-) -> Result<Vec<u8>, DecompressError> {
+fn read_limited(mut r: impl Read, hint: usize, limit: usize, enc: Encoding) -> Result<Vec<u8>, DecompressError> {
     let cap_max = limit.saturating_add(1);
     let mut out: Vec<u8> = Vec::with_capacity(hint.clamp(STEP.min(cap_max), cap_max));
     loop {
@@ -163,12 +148,7 @@ fn read_limited(
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => out.truncate(len),
-            Err(e) => {
-                return Err(DecompressError::Corrupt {
-                    encoding: enc,
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) => return Err(DecompressError::Corrupt { encoding: enc, reason: e.to_string() }),
         }
     }
 }
@@ -180,10 +160,7 @@ fn read_limited(
 pub fn gzip_member(data: &[&[u8]], level: u32) -> Vec<u8> {
     let total: usize = data.iter().map(|d| d.len()).sum();
     // A guess for text-format metrics, which compress well; the Vec grows if it is wrong.
-    let mut enc = GzEncoder::new(
-        Vec::with_capacity(total / 4 + 64),
-        Compression::new(level.min(9)),
-    );
+    let mut enc = GzEncoder::new(Vec::with_capacity(total / 4 + 64), Compression::new(level.min(9)));
     for d in data {
         enc.write_all(d).expect("writing to a Vec cannot fail");
     }
@@ -210,36 +187,20 @@ mod tests {
         assert_eq!(Encoding::from_header(b" GZip "), Some(Encoding::Gzip));
         assert_eq!(Encoding::from_header(b"x-gzip"), Some(Encoding::Gzip));
         assert_eq!(Encoding::from_header(b"snappy"), Some(Encoding::Snappy));
-        assert_eq!(
-            Encoding::from_header(b"x-snappy-framed"),
-            Some(Encoding::Snappy)
-        );
+        assert_eq!(Encoding::from_header(b"x-snappy-framed"), Some(Encoding::Snappy));
         assert_eq!(Encoding::from_header(b"identity"), Some(Encoding::Identity));
         assert_eq!(Encoding::from_header(b""), Some(Encoding::Identity));
         for bad in [&b"br"[..], b"deflate", b"zstd", b"gzip, identity", b"gzipx"] {
-            assert_eq!(
-                Encoding::from_header(bad),
-                None,
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+            assert_eq!(Encoding::from_header(bad), None, "{}", String::from_utf8_lossy(bad));
         }
     }
 
     #[test]
     fn round_trips() {
-        let body: Vec<u8> = (0..50_000u32)
-            .flat_map(|i| format!("m{{i=\"{i}\"}} {i}\n").into_bytes())
-            .collect();
+        let body: Vec<u8> = (0..50_000u32).flat_map(|i| format!("m{{i=\"{i}\"}} {i}\n").into_bytes()).collect();
         assert_eq!(decode(Encoding::Identity, &body, body.len()).unwrap(), body);
-        assert_eq!(
-            decode(Encoding::Gzip, &gzip(&body), body.len()).unwrap(),
-            body
-        );
-        assert_eq!(
-            decode(Encoding::Snappy, &snappy_framed(&body), body.len()).unwrap(),
-            body
-        );
+        assert_eq!(decode(Encoding::Gzip, &gzip(&body), body.len()).unwrap(), body);
+        assert_eq!(decode(Encoding::Snappy, &snappy_framed(&body), body.len()).unwrap(), body);
         let raw = snap::raw::Encoder::new().compress_vec(&body).unwrap();
         assert_eq!(decode(Encoding::Snappy, &raw, body.len()).unwrap(), body);
         for e in [Encoding::Identity, Encoding::Gzip, Encoding::Snappy] {
@@ -254,17 +215,13 @@ mod tests {
             };
             assert_eq!(
                 decode(e, &enc, body.len() - 1),
-                Err(DecompressError::TooLarge {
-                    limit: body.len() - 1
-                }),
+                Err(DecompressError::TooLarge { limit: body.len() - 1 }),
                 "{e:?}"
             );
         }
         assert_eq!(
             decode(Encoding::Snappy, &raw, body.len() - 1),
-            Err(DecompressError::TooLarge {
-                limit: body.len() - 1
-            })
+            Err(DecompressError::TooLarge { limit: body.len() - 1 })
         );
     }
 
@@ -282,20 +239,9 @@ mod tests {
         assert_eq!(err, DecompressError::TooLarge { limit });
         assert!(err.to_string().contains("1048576 bytes"), "{err}");
         // The capacity bound itself, checked on the reader.
-        let r = read_limited(
-            MultiGzDecoder::new(&bomb[..]),
-            usize::MAX,
-            limit,
-            Encoding::Gzip,
-        );
+        let r = read_limited(MultiGzDecoder::new(&bomb[..]), usize::MAX, limit, Encoding::Gzip);
         assert!(r.is_err());
-        let ok = read_limited(
-            io::repeat(7).take(limit as u64),
-            usize::MAX,
-            limit,
-            Encoding::Gzip,
-        )
-        .unwrap();
+        let ok = read_limited(io::repeat(7).take(limit as u64), usize::MAX, limit, Encoding::Gzip).unwrap();
         assert_eq!(ok.len(), limit);
         assert!(ok.capacity() <= limit + 1, "{}", ok.capacity());
         let ok = read_limited(io::repeat(7).take(limit as u64), 0, limit, Encoding::Gzip).unwrap();
@@ -308,10 +254,7 @@ mod tests {
         // A raw snappy block claiming 128 MiB: refused from its header alone.
         let mut claim = vec![0x80, 0x80, 0x80, 0x40];
         claim.extend_from_slice(&[0; 8]);
-        assert_eq!(
-            decode(Encoding::Snappy, &claim, 1 << 20),
-            Err(DecompressError::TooLarge { limit: 1 << 20 })
-        );
+        assert_eq!(decode(Encoding::Snappy, &claim, 1 << 20), Err(DecompressError::TooLarge { limit: 1 << 20 }));
     }
 
     #[test]
@@ -321,30 +264,15 @@ mod tests {
         let n = gz.len();
         gz[n / 2] ^= 0xff;
         let e = decode(Encoding::Gzip, &gz, 1 << 20).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DecompressError::Corrupt {
-                    encoding: Encoding::Gzip,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, DecompressError::Corrupt { encoding: Encoding::Gzip, .. }), "{e}");
         assert!(decode(Encoding::Gzip, b"not gzip at all", 1 << 20).is_err());
         let gz = gzip(&body);
-        assert!(
-            decode(Encoding::Gzip, &gz[..gz.len() - 5], 1 << 20).is_err(),
-            "truncated gzip"
-        );
+        assert!(decode(Encoding::Gzip, &gz[..gz.len() - 5], 1 << 20).is_err(), "truncated gzip");
         let mut sn = snappy_framed(&body);
         let n = sn.len();
         sn[n - 3] ^= 0xff;
         let e = decode(Encoding::Snappy, &sn, 1 << 20).unwrap_err();
-        assert!(
-            e.to_string().starts_with("body is not valid snappy data"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("body is not valid snappy data"), "{e}");
         assert!(decode(Encoding::Snappy, b"\xff\xff\xff\xff\xff\xff", 1 << 20).is_err());
     }
 
@@ -360,9 +288,7 @@ mod tests {
         assert_eq!(decode(Encoding::Gzip, &body, want.len()).unwrap(), want);
         // Also as a stock reader sees it.
         let mut out = Vec::new();
-        MultiGzDecoder::new(&body[..])
-            .read_to_end(&mut out)
-            .unwrap();
+        MultiGzDecoder::new(&body[..]).read_to_end(&mut out).unwrap();
         assert_eq!(out, want);
         // Level 0 stores, higher levels compress; out-of-range levels are clamped.
         assert!(gzip_member(&[&a], 0).len() > a.len());

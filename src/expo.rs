@@ -205,10 +205,7 @@ impl<'g> FamilyRenderer<'g> {
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for w in labels.windows(2) {
             if w[0].0 == w[1].0 {
-                return Err(BodyError::new(
-                    line,
-                    format!("duplicate label {:?}", String::from_utf8_lossy(w[0].0)),
-                ));
+                return Err(BodyError::new(line, format!("duplicate label {:?}", String::from_utf8_lossy(w[0].0))));
             }
         }
         let needed: &[u8] = match role {

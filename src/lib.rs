@@ -21,6 +21,7 @@ pub mod decompress;
 pub mod expo;
 pub mod grouping;
 pub mod http;
+pub mod log;
 pub mod openmetrics;
 pub mod proto;
 pub mod registry;

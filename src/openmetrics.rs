@@ -135,14 +135,7 @@ fn to_text<'a>(body: &'a [u8], bump: &'a Bump) -> Result<&'a [u8], BodyError> {
             let (name, rest) = token(rest);
             let (ty, _) = token(rest);
             let t = OmType::parse(ty).ok_or_else(|| {
-                BodyError::new(
-                    line_no,
-                    format!(
-                        "unknown OpenMetrics type {:?} for {:?}",
-                        lossy(ty),
-                        lossy(name)
-                    ),
-                )
+                BodyError::new(line_no, format!("unknown OpenMetrics type {:?} for {:?}", lossy(ty), lossy(name)))
             })?;
             if t == OmType::GaugeHistogram {
                 return Err(BodyError::new(
@@ -181,10 +174,7 @@ fn strip_eof(body: &[u8]) -> Result<&[u8], BodyError> {
         Some(content) if content.is_empty() || content.ends_with(b"\n") => Ok(content),
         _ => {
             let lines = memchr_iter(b'\n', b).count() as u32 + 1;
-            Err(BodyError::new(
-                lines,
-                "OpenMetrics body must end with a \"# EOF\" line",
-            ))
+            Err(BodyError::new(lines, "OpenMetrics body must end with a \"# EOF\" line"))
         }
     }
 }
@@ -216,10 +206,9 @@ fn metadata_line<'a>(
 ) -> Result<(), BodyError> {
     let (keyword, after) = token(rest);
     match keyword {
-        b"EOF" if token(after).0.is_empty() => Err(BodyError::new(
-            line_no + 1,
-            "text after \"# EOF\" (it must be the last line)",
-        )),
+        b"EOF" if token(after).0.is_empty() => {
+            Err(BodyError::new(line_no + 1, "text after \"# EOF\" (it must be the last line)"))
+        }
         b"UNIT" => Ok(()),
         b"TYPE" => {
             let (name, rest) = token(after);
@@ -291,11 +280,7 @@ fn sample_line<'a>(
                 line_no,
                 format!(
                     "{} sample {:?} must be named {:?}",
-                    if t == OmType::Counter {
-                        "counter"
-                    } else {
-                        "info"
-                    },
+                    if t == OmType::Counter { "counter" } else { "info" },
                     lossy(name),
                     format!("{}{}", lossy(family), lossy(t.name_suffix()))
                 ),
@@ -330,10 +315,7 @@ fn sample_line<'a>(
     };
     let (value, rest) = token(tail);
     if !value.is_empty() && !token(rest).0.is_empty() {
-        return Err(BodyError::new(
-            line_no,
-            "samples with timestamps are not allowed in a push",
-        ));
+        return Err(BodyError::new(line_no, "samples with timestamps are not allowed in a push"));
     }
     out.extend_from_slice(&line[..i]);
     out.extend_from_slice(tail);
@@ -341,10 +323,7 @@ fn sample_line<'a>(
 }
 
 /// The declared family a sample name belongs to, with the suffix that led there.
-fn family_of<'a>(
-    name: &'a [u8],
-    types: &AHashMap<&'a [u8], OmType>,
-) -> Option<(&'a [u8], OmType, &'static [u8])> {
+fn family_of<'a>(name: &'a [u8], types: &AHashMap<&'a [u8], OmType>) -> Option<(&'a [u8], OmType, &'static [u8])> {
     if let Some((&f, &t)) = types.get_key_value(name) {
         return Some((f, t, b""));
     }
@@ -356,10 +335,7 @@ fn family_of<'a>(
 }
 
 fn take_name(s: &[u8]) -> (&[u8], &[u8]) {
-    let n = s
-        .iter()
-        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b':')
-        .count();
+    let n = s.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b':').count();
     s.split_at(n)
 }
 
@@ -406,14 +382,7 @@ mod tests {
         let names: Vec<&str> = got.iter().map(|f| &*f.name).collect();
         assert_eq!(
             names,
-            [
-                "requests_total",
-                "latency_seconds",
-                "payload_bytes",
-                "build_info",
-                "state",
-                "temperature_celsius"
-            ]
+            ["requests_total", "latency_seconds", "payload_bytes", "build_info", "state", "temperature_celsius"]
         );
     }
 
@@ -491,10 +460,7 @@ mod tests {
     #[test]
     fn help_before_type_is_renamed_too() {
         let got = om("# HELP c Help.\n# TYPE c counter\nc_total 1\n# EOF").unwrap();
-        assert_eq!(
-            got,
-            text("# HELP c_total Help.\n# TYPE c_total counter\nc_total 1\n")
-        );
+        assert_eq!(got, text("# HELP c_total Help.\n# TYPE c_total counter\nc_total 1\n"));
         let got = om("# TYPE c counter\n# HELP c Help.\nc_total 1\n# EOF\n").unwrap();
         assert_eq!(got[0].help.as_deref(), Some("Help."));
         assert_eq!(&*got[0].name, "c_total");
@@ -524,11 +490,7 @@ mod tests {
             ("a 1 1700000000.5 # {t=\"1\"} 1\n", 2, "timestamps"),
             ("# TYPE c counter\nc 1\n", 3, "must be named \"c_total\""),
             ("# TYPE i info\ni 1\n", 3, "must be named \"i_info\""),
-            (
-                "# TYPE h histogram\nh 1\n",
-                3,
-                "does not belong to histogram",
-            ),
+            ("# TYPE h histogram\nh 1\n", 3, "does not belong to histogram"),
             ("x{a=\"1\",a=\"2\"} 1\n", 2, "duplicate label"),
             ("x{__a=\"1\"} 1\n", 2, "reserved"),
             ("x{a=\"1\" 1\n", 2, "label"),
@@ -547,9 +509,6 @@ mod tests {
         let bump = Bump::new();
         let body = b"# TYPE c counter\nc_total{a=\"1\"} 1\nc_total{a=\"2\"} 1\nc_created{a=\"1\"} 1\n# EOF\n";
         assert!(parse(body, &grouping(), &bump, 2).is_ok());
-        assert!(parse(body, &grouping(), &bump, 1)
-            .unwrap_err()
-            .msg
-            .contains("more than 1 series"));
+        assert!(parse(body, &grouping(), &bump, 1).unwrap_err().msg.contains("more than 1 series"));
     }
 }

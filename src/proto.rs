@@ -35,10 +35,7 @@ use std::fmt::{self, Write as _};
 
 use bumpalo::Bump;
 
-use crate::expo::{
-    is_label_name, is_metric_name, BodyError, FamilyRenderer, MetricType, RenderedFamily,
-    SampleRole,
-};
+use crate::expo::{is_label_name, is_metric_name, BodyError, FamilyRenderer, MetricType, RenderedFamily, SampleRole};
 use crate::grouping::InjectedLabel;
 
 /// Parses a delimited protobuf body and renders its families with `grouping` injected,
@@ -51,15 +48,7 @@ pub fn parse<'a>(
 ) -> Result<Vec<RenderedFamily>, BodyError> {
     let mut out = Vec::new();
     let mut seen: HashSet<&'a [u8], ahash::RandomState> = HashSet::default();
-    let mut cx = Ctx {
-        bump,
-        grouping,
-        max_series,
-        total: 0,
-        idx: 0,
-        family: b"",
-        scratch: Vec::with_capacity(16),
-    };
+    let mut cx = Ctx { bump, grouping, max_series, total: 0, idx: 0, family: b"", scratch: Vec::with_capacity(16) };
     let mut labels: Vec<(&'a [u8], &'a [u8])> = Vec::with_capacity(16);
     let mut rest = body;
     while !rest.is_empty() {
@@ -67,10 +56,9 @@ pub fn parse<'a>(
         cx.family = b"";
         let len = varint(&mut rest).map_err(|e| cx.err(format_args!("bad length prefix: {e}")))?;
         if len > rest.len() as u64 {
-            return Err(cx.err(format_args!(
-                "truncated: length prefix says {len} bytes, {} left in the body",
-                rest.len()
-            )));
+            return Err(
+                cx.err(format_args!("truncated: length prefix says {len} bytes, {} left in the body", rest.len()))
+            );
         }
         let (msg, tail) = rest.split_at(len as usize);
         rest = tail;
@@ -102,11 +90,7 @@ impl<'a> Ctx<'a, '_> {
         } else {
             BodyError::new(
                 0,
-                format!(
-                    "message {} (family {:?}): {msg}",
-                    self.idx,
-                    String::from_utf8_lossy(self.family)
-                ),
+                format!("message {} (family {:?}): {msg}", self.idx, String::from_utf8_lossy(self.family)),
             )
         }
     }
@@ -123,10 +107,9 @@ impl<'a> Ctx<'a, '_> {
     ) -> Result<(), BodyError> {
         self.total += 1;
         if self.total > self.max_series {
-            return Err(self.err(format_args!(
-                "push has more than {} series (raise --push.max-series)",
-                self.max_series
-            )));
+            return Err(
+                self.err(format_args!("push has more than {} series (raise --push.max-series)", self.max_series))
+            );
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(labels);
@@ -137,8 +120,7 @@ impl<'a> Ctx<'a, '_> {
         }
         let mut buf = [0u8; FLOAT_BUF];
         let value = format_float(value, &mut buf);
-        r.sample(name, &mut self.scratch, value, role, self.idx)
-            .map_err(|e| self.err(e.msg))
+        r.sample(name, &mut self.scratch, value, role, self.idx).map_err(|e| self.err(e.msg))
     }
 }
 
@@ -166,10 +148,7 @@ fn family<'a>(
     }
     let name = name.unwrap_or_default();
     if !is_metric_name(name) {
-        return Err(cx.err(format_args!(
-            "invalid metric name {:?}",
-            String::from_utf8_lossy(name)
-        )));
+        return Err(cx.err(format_args!("invalid metric name {:?}", String::from_utf8_lossy(name))));
     }
     cx.family = name;
     if !seen.insert(name) {
@@ -209,17 +188,9 @@ fn family<'a>(
             sum: concat(bump, name, b"_sum"),
             count: concat(bump, name, b"_count"),
         },
-        _ => Suffixed {
-            bucket: name,
-            sum: name,
-            count: name,
-        },
+        _ => Suffixed { bucket: name, sum: name, count: name },
     };
-    let extra: usize = cx
-        .grouping
-        .iter()
-        .map(|l| l.name.len() + l.value.len() + 4)
-        .sum();
+    let extra: usize = cx.grouping.iter().map(|l| l.name.len() + l.value.len() + 4).sum();
     let mut r = FamilyRenderer::new(cx.grouping, msg.len() * 2 + metrics * (extra + 32));
     for f in Fields::new(msg) {
         let (num, w) = f.map_err(|e| cx.err(e))?;
@@ -228,9 +199,7 @@ fn family<'a>(
             metric(m, mtype, name, &names, cx, &mut r, labels)?;
         }
     }
-    r.finish(name, mtype, help)
-        .map(Some)
-        .map_err(|e| cx.err(e.msg))
+    r.finish(name, mtype, help).map(Some).map_err(|e| cx.err(e.msg))
 }
 
 struct Suffixed<'a> {
@@ -272,10 +241,7 @@ fn metric<'a>(
         MetricType::Histogram => 7,
     };
     let Some(v) = values[field] else {
-        return Err(cx.err(format_args!(
-            "expected a {} value in metric",
-            mtype.as_str()
-        )));
+        return Err(cx.err(format_args!("expected a {} value in metric", mtype.as_str())));
     };
     match mtype {
         MetricType::Counter | MetricType::Gauge | MetricType::Untyped => {
@@ -305,27 +271,13 @@ fn metric<'a>(
                                 _ => {}
                             }
                         }
-                        cx.emit(
-                            r,
-                            name,
-                            labels,
-                            Some((b"quantile", q)),
-                            qv,
-                            SampleRole::Quantile,
-                        )?;
+                        cx.emit(r, name, labels, Some((b"quantile", q)), qv, SampleRole::Quantile)?;
                     }
                     _ => {}
                 }
             }
             cx.emit(r, names.sum, labels, None, sum, SampleRole::Plain)?;
-            cx.emit(
-                r,
-                names.count,
-                labels,
-                None,
-                count as f64,
-                SampleRole::Plain,
-            )
+            cx.emit(r, names.count, labels, None, count as f64, SampleRole::Plain)
         }
         MetricType::Histogram => {
             let (mut count, mut count_f, mut sum) = (None, None, 0.0);
@@ -349,28 +301,14 @@ fn metric<'a>(
                         }
                         inf_seen |= le == f64::INFINITY;
                         let n = pick_count(n, n_f);
-                        cx.emit(
-                            r,
-                            names.bucket,
-                            labels,
-                            Some((b"le", le)),
-                            n,
-                            SampleRole::Bucket,
-                        )?;
+                        cx.emit(r, names.bucket, labels, Some((b"le", le)), n, SampleRole::Bucket)?;
                     }
                     _ => {}
                 }
             }
             let count = pick_count(count, count_f);
             if !inf_seen {
-                cx.emit(
-                    r,
-                    names.bucket,
-                    labels,
-                    Some((b"le", f64::INFINITY)),
-                    count,
-                    SampleRole::Bucket,
-                )?;
+                cx.emit(r, names.bucket, labels, Some((b"le", f64::INFINITY)), count, SampleRole::Bucket)?;
             }
             cx.emit(r, names.sum, labels, None, sum, SampleRole::Plain)?;
             cx.emit(r, names.count, labels, None, count, SampleRole::Plain)
@@ -399,22 +337,13 @@ fn label_pair<'a>(lp: &'a [u8], cx: &Ctx<'a, '_>) -> Result<(&'a [u8], &'a [u8])
         }
     }
     if !is_label_name(name) {
-        return Err(cx.err(format_args!(
-            "invalid label name {:?}",
-            String::from_utf8_lossy(name)
-        )));
+        return Err(cx.err(format_args!("invalid label name {:?}", String::from_utf8_lossy(name))));
     }
     if name.starts_with(b"__") {
-        return Err(cx.err(format_args!(
-            "label name {:?} is reserved (starts with __)",
-            String::from_utf8_lossy(name)
-        )));
+        return Err(cx.err(format_args!("label name {:?} is reserved (starts with __)", String::from_utf8_lossy(name))));
     }
     if std::str::from_utf8(value).is_err() {
-        return Err(cx.err(format_args!(
-            "value of label {:?} is not valid UTF-8",
-            String::from_utf8_lossy(name)
-        )));
+        return Err(cx.err(format_args!("value of label {:?} is not valid UTF-8", String::from_utf8_lossy(name))));
     }
     Ok((name, escape(cx.bump, value, true)))
 }
@@ -464,16 +393,10 @@ pub fn format_float(f: f64, buf: &mut [u8; FLOAT_BUF]) -> &[u8] {
     }
     // Rust's `{:e}` without precision prints the shortest round-tripping digits, as Go's
     // shortest mode does: `d[.ddd]e<exp>`.
-    let mut sci = StackBuf {
-        buf: [0; FLOAT_BUF],
-        len: 0,
-    };
+    let mut sci = StackBuf { buf: [0; FLOAT_BUF], len: 0 };
     write!(sci, "{:e}", f.abs()).expect("a float's {:e} fits in 32 bytes");
     let sci = &sci.buf[..sci.len];
-    let e = sci
-        .iter()
-        .position(|&c| c == b'e')
-        .expect("{:e} output has an exponent");
+    let e = sci.iter().position(|&c| c == b'e').expect("{:e} output has an exponent");
     let mut digits = [0u8; 20];
     let mut nd = 0;
     for &c in &sci[..e] {
@@ -483,15 +406,9 @@ pub fn format_float(f: f64, buf: &mut [u8; FLOAT_BUF]) -> &[u8] {
         }
     }
     let digits = &digits[..nd];
-    let exp: i32 = std::str::from_utf8(&sci[e + 1..])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .expect("{:e} exponent");
+    let exp: i32 = std::str::from_utf8(&sci[e + 1..]).ok().and_then(|s| s.parse().ok()).expect("{:e} exponent");
 
-    let mut out = StackBuf {
-        buf: [0; FLOAT_BUF],
-        len: 0,
-    };
+    let mut out = StackBuf { buf: [0; FLOAT_BUF], len: 0 };
     if f < 0.0 {
         out.push(b"-");
     }
@@ -581,30 +498,21 @@ impl<'a> Wire<'a> {
     fn bytes(self, num: u32) -> Result<&'a [u8], String> {
         match self {
             Wire::Len(b) => Ok(b),
-            w => Err(format!(
-                "malformed: field {num} is {}, expected length-delimited",
-                w.kind()
-            )),
+            w => Err(format!("malformed: field {num} is {}, expected length-delimited", w.kind())),
         }
     }
 
     fn varint(self, num: u32) -> Result<u64, String> {
         match self {
             Wire::Varint(v) => Ok(v),
-            w => Err(format!(
-                "malformed: field {num} is {}, expected varint",
-                w.kind()
-            )),
+            w => Err(format!("malformed: field {num} is {}, expected varint", w.kind())),
         }
     }
 
     fn double(self, num: u32) -> Result<f64, String> {
         match self {
             Wire::I64(v) => Ok(f64::from_bits(v)),
-            w => Err(format!(
-                "malformed: field {num} is {}, expected a double",
-                w.kind()
-            )),
+            w => Err(format!("malformed: field {num} is {}, expected a double", w.kind())),
         }
     }
 }
@@ -627,15 +535,10 @@ impl<'a> Fields<'a> {
         }
         let num = num as u32;
         let w = match key & 7 {
-            0 => Wire::Varint(
-                varint(&mut self.rest).map_err(|e| format!("malformed field {num}: {e}"))?,
-            ),
-            1 => Wire::I64(u64::from_le_bytes(
-                take(&mut self.rest, 8, num)?.try_into().expect("8 bytes"),
-            )),
+            0 => Wire::Varint(varint(&mut self.rest).map_err(|e| format!("malformed field {num}: {e}"))?),
+            1 => Wire::I64(u64::from_le_bytes(take(&mut self.rest, 8, num)?.try_into().expect("8 bytes"))),
             2 => {
-                let len = varint(&mut self.rest)
-                    .map_err(|e| format!("malformed length of field {num}: {e}"))?;
+                let len = varint(&mut self.rest).map_err(|e| format!("malformed length of field {num}: {e}"))?;
                 let len = usize::try_from(len).unwrap_or(usize::MAX);
                 Wire::Len(take(&mut self.rest, len, num)?)
             }
@@ -643,11 +546,7 @@ impl<'a> Fields<'a> {
                 take(&mut self.rest, 4, num)?;
                 Wire::I32
             }
-            3 | 4 => {
-                return Err(format!(
-                    "malformed: field {num} uses protobuf groups, not supported"
-                ))
-            }
+            3 | 4 => return Err(format!("malformed: field {num} uses protobuf groups, not supported")),
             t => return Err(format!("malformed: field {num} has invalid wire type {t}")),
         };
         Ok((num, w))
@@ -671,10 +570,7 @@ impl<'a> Iterator for Fields<'a> {
 
 fn take<'a>(rest: &mut &'a [u8], n: usize, num: u32) -> Result<&'a [u8], String> {
     if n > rest.len() {
-        return Err(format!(
-            "truncated: field {num} needs {n} bytes, {} left in the message",
-            rest.len()
-        ));
+        return Err(format!("truncated: field {num} needs {n} bytes, {} left in the message", rest.len()));
     }
     let (a, b) = rest.split_at(n);
     *rest = b;
@@ -711,9 +607,7 @@ mod tests {
     const GPU_TXT: &str = include_str!("../tests/fixtures/gpu.txt");
 
     fn grouping() -> Vec<InjectedLabel> {
-        GroupKey::from_path("job/j/gpu/url-wins")
-            .unwrap()
-            .injected()
+        GroupKey::from_path("job/j/gpu/url-wins").unwrap().injected()
     }
 
     fn decode(body: &[u8]) -> Result<Vec<RenderedFamily>, BodyError> {
@@ -761,21 +655,23 @@ mod tests {
                 "native_only_seconds"
             ]
         );
-        assert_eq!(
-            fams[0].help.as_deref(),
-            Some("Requests.\\nWith a \"newline\" and a \\\\ backslash.")
-        );
+        assert_eq!(fams[0].help.as_deref(), Some("Requests.\\nWith a \"newline\" and a \\\\ backslash."));
         assert_eq!(fams[2].help, None);
         let s = |i: usize| String::from_utf8(fams[i].samples.to_vec()).unwrap();
-        assert!(s(0).contains("{code=\"a\\\"b\\\\c\\nd\",gpu=\"url-wins\",instance=\"\",job=\"j\",method=\"PUT\"} 0\n"), "{}", s(0));
-        assert!(s(6).contains("native_only_seconds_bucket{gpu=\"url-wins\",instance=\"\",job=\"j\",le=\"+Inf\"} 5\n"), "{}", s(6));
+        assert!(
+            s(0).contains("{code=\"a\\\"b\\\\c\\nd\",gpu=\"url-wins\",instance=\"\",job=\"j\",method=\"PUT\"} 0\n"),
+            "{}",
+            s(0)
+        );
+        assert!(
+            s(6).contains("native_only_seconds_bucket{gpu=\"url-wins\",instance=\"\",job=\"j\",le=\"+Inf\"} 5\n"),
+            "{}",
+            s(6)
+        );
         assert!(s(5).contains("le=\"1e+06\"} 1e+06\n"));
         // URL grouping labels win over body labels of the same name.
         let gpu = decode(GPU_PB).unwrap();
-        assert!(std::str::from_utf8(&gpu[0].samples)
-            .unwrap()
-            .lines()
-            .all(|l| l.contains("gpu=\"url-wins\"")));
+        assert!(std::str::from_utf8(&gpu[0].samples).unwrap().lines().all(|l| l.contains("gpu=\"url-wins\"")));
         assert_eq!(gpu[0].series, 8);
     }
 
@@ -809,20 +705,14 @@ mod tests {
         ];
         for &(f, want) in cases {
             let mut buf = [0; FLOAT_BUF];
-            assert_eq!(
-                std::str::from_utf8(format_float(f, &mut buf)).unwrap(),
-                want,
-                "{f:e}"
-            );
+            assert_eq!(std::str::from_utf8(format_float(f, &mut buf)).unwrap(), want, "{f:e}");
         }
         // Whatever it writes reads back to the same float.
         let mut x = 1.0e-300_f64;
         while x < 1e300 {
             for v in [x, -x, x * 1.2345678901234567] {
                 let mut buf = [0; FLOAT_BUF];
-                let s = std::str::from_utf8(format_float(v, &mut buf))
-                    .unwrap()
-                    .to_string();
+                let s = std::str::from_utf8(format_float(v, &mut buf)).unwrap().to_string();
                 assert_eq!(s.parse::<f64>().unwrap(), v, "{s}");
             }
             x *= 7.3;
@@ -906,10 +796,7 @@ mod tests {
         varint_field(&mut f, 3, 1);
         len_field(&mut f, 1, b"g");
         let fams = decode(&delimited(&[f])).unwrap();
-        assert_eq!(
-            &*fams[0].samples,
-            b"g{a=\"1\",gpu=\"url-wins\",instance=\"\",job=\"j\"} 2.5\n"
-        );
+        assert_eq!(&*fams[0].samples, b"g{a=\"1\",gpu=\"url-wins\",instance=\"\",job=\"j\"} 2.5\n");
         assert_eq!(fams[0].mtype, MetricType::Gauge);
         assert!(decode(b"").unwrap().is_empty());
     }
@@ -925,67 +812,27 @@ mod tests {
         put_varint(&mut group, 5 << 3 | 3);
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (fam(b"g", 1, &[with_ts]), "timestamps"),
+            (fam(b"1g", 1, &[gauge_metric(&[], 1.0)]), "invalid metric name"),
+            (fam(b"", 1, &[gauge_metric(&[], 1.0)]), "invalid metric name"),
+            (fam(b"g", 1, &[gauge_metric(&[(b"a-b", b"1")], 1.0)]), "invalid label name"),
+            (fam(b"g", 1, &[gauge_metric(&[(b"__x", b"1")], 1.0)]), "reserved"),
+            (fam(b"g", 1, &[gauge_metric(&[(b"a", b"\xff")], 1.0)]), "not valid UTF-8"),
             (
-                fam(b"1g", 1, &[gauge_metric(&[], 1.0)]),
-                "invalid metric name",
-            ),
-            (
-                fam(b"", 1, &[gauge_metric(&[], 1.0)]),
-                "invalid metric name",
-            ),
-            (
-                fam(b"g", 1, &[gauge_metric(&[(b"a-b", b"1")], 1.0)]),
-                "invalid label name",
-            ),
-            (
-                fam(b"g", 1, &[gauge_metric(&[(b"__x", b"1")], 1.0)]),
-                "reserved",
-            ),
-            (
-                fam(b"g", 1, &[gauge_metric(&[(b"a", b"\xff")], 1.0)]),
-                "not valid UTF-8",
-            ),
-            (
-                fam(
-                    b"g",
-                    1,
-                    &[
-                        gauge_metric(&[(b"a", b"1")], 1.0),
-                        gauge_metric(&[(b"a", b"1")], 2.0),
-                    ],
-                ),
+                fam(b"g", 1, &[gauge_metric(&[(b"a", b"1")], 1.0), gauge_metric(&[(b"a", b"1")], 2.0)]),
                 "duplicate series",
             ),
-            (
-                fam(b"g", 1, &[gauge_metric(&[(b"a", b"1"), (b"a", b"2")], 1.0)]),
-                "duplicate label",
-            ),
-            (
-                fam(b"ok", 1, &[gauge_metric(&[(b"x", b"1")], 1.0)]),
-                "appears twice",
-            ),
+            (fam(b"g", 1, &[gauge_metric(&[(b"a", b"1"), (b"a", b"2")], 1.0)]), "duplicate label"),
+            (fam(b"ok", 1, &[gauge_metric(&[(b"x", b"1")], 1.0)]), "appears twice"),
             (fam(b"g", 5, &[gauge_metric(&[], 1.0)]), "GAUGE_HISTOGRAM"),
-            (
-                fam(b"g", 9, &[gauge_metric(&[], 1.0)]),
-                "unknown metric type",
-            ),
+            (fam(b"g", 9, &[gauge_metric(&[], 1.0)]), "unknown metric type"),
             (fam(b"g", 0, &[counter_as_gauge]), "expected a counter"),
-            (
-                fam(b"h", 4, &[gauge_metric(&[(b"le", b"1")], 1.0)]),
-                "expected a histogram",
-            ),
+            (fam(b"h", 4, &[gauge_metric(&[(b"le", b"1")], 1.0)]), "expected a histogram"),
             (group, "groups"),
             (vec![0x0a, 0x05, b'g'], "truncated"),
             (vec![0x0a, 0x80], "truncated"),
             (vec![0x0f], "invalid wire type"),
             (vec![0x00], "field number 0"),
-            (
-                vec![
-                    0x0a, 0x01, b'g', 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                    0x7f,
-                ],
-                "overflows",
-            ),
+            (vec![0x0a, 0x01, b'g', 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], "overflows"),
             (vec![0x08, 0x01], "expected length-delimited"),
         ];
         for (msg, want) in cases {
@@ -997,10 +844,7 @@ mod tests {
         }
         let mut help = fam(b"g", 1, &[gauge_metric(&[], 1.0)]);
         len_field(&mut help, 2, b"\xc3");
-        assert!(decode(&delimited(&[help]))
-            .unwrap_err()
-            .msg
-            .contains("HELP text is not valid UTF-8"));
+        assert!(decode(&delimited(&[help])).unwrap_err().msg.contains("HELP text is not valid UTF-8"));
         let mut body = delimited(&[ok]);
         body.extend_from_slice(&[0x10, 0x0a]);
         let e = decode(&body).unwrap_err();
@@ -1034,15 +878,9 @@ mod tests {
     #[test]
     fn max_series_counts_rendered_lines() {
         let bump = Bump::new();
-        let n = text(BASIC_TXT)
-            .iter()
-            .map(|f| f.series as usize)
-            .sum::<usize>();
+        let n = text(BASIC_TXT).iter().map(|f| f.series as usize).sum::<usize>();
         assert!(parse(BASIC_PB, &grouping(), &bump, n).is_ok());
         let e = parse(BASIC_PB, &grouping(), &bump, n - 1).unwrap_err();
-        assert!(
-            e.msg.contains(&format!("more than {} series", n - 1)),
-            "{e}"
-        );
+        assert!(e.msg.contains(&format!("more than {} series", n - 1)), "{e}");
     }
 }

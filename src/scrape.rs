@@ -1,0 +1,103 @@
+//! `GET /metrics`: merge every shard's pre-rendered families and write them out.
+//!
+//! Each shard hands over a snapshot of reference-counted chunks, already sorted by family
+//! name. The merge walks the families by name, writes each family's `# HELP` and `# TYPE`
+//! once into a small header buffer, and lists the header and then every group's chunk as
+//! slices for one vectored write: no sample is re-encoded or copied on the way out.
+//!
+//! HELP conflicts (two groups pushing one family with different HELP) resolve to the text
+//! that sorts first, so every scrape shows the same one. A family whose TYPE differs between
+//! shards can only be seen during the instant one group replaces another's last holder; the
+//! chunks that disagree with the first one are left out of that scrape, so the output stays
+//! valid for strict parsers.
+
+use std::sync::Arc;
+
+use crate::expo::RenderedFamily;
+use crate::store::ShardSnapshot;
+
+/// A scrape ready to be written: `header` holds every HELP/TYPE line, `parts` says in what
+/// order header ranges and chunks go out.
+pub struct Assembled {
+    pub header: Vec<u8>,
+    parts: Vec<Part>,
+    pub len: usize,
+    pub families: usize,
+    pub dropped: usize,
+}
+
+enum Part {
+    Header(usize, usize),
+    Chunk(Arc<RenderedFamily>),
+}
+
+impl Assembled {
+    /// The output as slices, in order.
+    pub fn slices(&self) -> Vec<&[u8]> {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Header(s, e) => &self.header[*s..*e],
+                Part::Chunk(c) => &c.samples[..],
+            })
+            .collect()
+    }
+
+    /// Copies the output into one buffer (tests, gzip).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for s in self.slices() {
+            out.extend_from_slice(s);
+        }
+        out
+    }
+}
+
+pub fn assemble(snapshots: Vec<ShardSnapshot>) -> Assembled {
+    let mut cursors: Vec<std::iter::Peekable<std::vec::IntoIter<Vec<Arc<RenderedFamily>>>>> =
+        snapshots.into_iter().map(|s| s.families.into_iter().peekable()).collect();
+    let mut out =
+        Assembled { header: Vec::with_capacity(64 * 1024), parts: Vec::new(), len: 0, families: 0, dropped: 0 };
+    let mut chunks: Vec<Arc<RenderedFamily>> = Vec::new();
+    loop {
+        // The smallest family name at the head of any shard's list.
+        let Some(name) =
+            cursors.iter_mut().filter_map(|c| c.peek().and_then(|f| f.first()).map(|f| f.name.clone())).min()
+        else {
+            break;
+        };
+        chunks.clear();
+        for c in cursors.iter_mut() {
+            if c.peek().and_then(|f| f.first()).is_some_and(|f| f.name == name) {
+                chunks.extend(c.next().unwrap_or_default());
+            }
+        }
+        let mtype = chunks[0].mtype;
+        let help = chunks.iter().filter_map(|c| c.help.as_deref()).min();
+        let start = out.header.len();
+        if let Some(h) = help {
+            out.header.extend_from_slice(b"# HELP ");
+            out.header.extend_from_slice(name.as_bytes());
+            out.header.push(b' ');
+            out.header.extend_from_slice(h.as_bytes());
+            out.header.push(b'\n');
+        }
+        out.header.extend_from_slice(b"# TYPE ");
+        out.header.extend_from_slice(name.as_bytes());
+        out.header.push(b' ');
+        out.header.extend_from_slice(mtype.as_str().as_bytes());
+        out.header.push(b'\n');
+        out.len += out.header.len() - start;
+        out.parts.push(Part::Header(start, out.header.len()));
+        out.families += 1;
+        for c in chunks.drain(..) {
+            if c.mtype != mtype {
+                out.dropped += 1;
+                continue;
+            }
+            out.len += c.samples.len();
+            out.parts.push(Part::Chunk(c));
+        }
+    }
+    out
+}

@@ -1,0 +1,144 @@
+//! The only module that talks to libc directly: vectored socket writes, the bound-but-not-
+//! listening socket that reserves a port for every shard, and resource queries.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+/// One non-blocking `sendmsg` of as many of `bufs` as the kernel takes (at most `IOV_MAX`).
+/// `Ok(None)` means the socket would block.
+pub fn try_writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<Option<usize>> {
+    let n = bufs.len().min(1024);
+    // SAFETY: msghdr is plain old data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is guaranteed ABI-compatible with iovec on Unix; the kernel only reads them.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = n as _;
+    // SAFETY: `msg` points at `n` valid iovecs borrowed for the duration of the call; fd is a
+    // socket owned by the caller.
+    let r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if r >= 0 {
+        return Ok(Some(r as usize));
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+/// A socket bound to `addr` with SO_REUSEPORT but never listening: it pins the port (when
+/// `addr` asks for port 0) while every shard binds its own listener to the same port, and
+/// receives no connections itself.
+pub struct PortReservation {
+    fd: RawFd,
+    pub addr: SocketAddr,
+}
+
+impl PortReservation {
+    pub fn new(addr: SocketAddr) -> io::Result<PortReservation> {
+        let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        // SAFETY: plain socket(2) call; the result is checked.
+        let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut guard = PortReservation { fd, addr };
+        let one: libc::c_int = 1;
+        for opt in [libc::SO_REUSEPORT, libc::SO_REUSEADDR] {
+            // SAFETY: `one` outlives the call and its size is passed.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    &one as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as _,
+                )
+            };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let (storage, len) = sockaddr(&addr);
+        // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+        if unsafe { libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: zeroed storage is valid for getsockname to fill.
+        let mut out: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut out_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: out/out_len describe a writable buffer large enough for any address.
+        if unsafe { libc::getsockname(fd, &mut out as *mut _ as *mut libc::sockaddr, &mut out_len) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let port = if addr.is_ipv4() {
+            // SAFETY: the kernel filled a sockaddr_in for an AF_INET socket.
+            let sin = unsafe { &*(&out as *const _ as *const libc::sockaddr_in) };
+            u16::from_be(sin.sin_port)
+        } else {
+            // SAFETY: the kernel filled a sockaddr_in6 for an AF_INET6 socket.
+            let sin6 = unsafe { &*(&out as *const _ as *const libc::sockaddr_in6) };
+            u16::from_be(sin6.sin6_port)
+        };
+        guard.addr.set_port(port);
+        Ok(guard)
+    }
+}
+
+impl Drop for PortReservation {
+    fn drop(&mut self) {
+        // SAFETY: we own fd and close it once.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: zeroed sockaddr_storage is a valid (unspecified) address.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as _;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as _;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// Resident set size of this process in bytes, from /proc/self/statm.
+pub fn rss_bytes() -> u64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
+    let pages: u64 = s.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    pages * page
+}
+
+/// The RLIMIT_MEMLOCK soft limit in bytes (`u64::MAX` when unlimited).
+pub fn memlock_limit() -> u64 {
+    // SAFETY: zeroed rlimit is valid for getrlimit to fill.
+    let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `r` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0 {
+        return 0;
+    }
+    if r.rlim_cur == libc::RLIM_INFINITY {
+        u64::MAX
+    } else {
+        r.rlim_cur as u64
+    }
+}

@@ -233,11 +233,7 @@ fn check_help(text: &[u8], line_no: u32) -> Result<(), BodyError> {
 }
 
 /// Parses `name="value", ...}` (the `{` already consumed) into `out`; returns what follows `}`.
-fn label_set<'a>(
-    mut s: &'a [u8],
-    line_no: u32,
-    out: &mut Vec<(&'a [u8], &'a [u8])>,
-) -> Result<&'a [u8], BodyError> {
+fn label_set<'a>(mut s: &'a [u8], line_no: u32, out: &mut Vec<(&'a [u8], &'a [u8])>) -> Result<&'a [u8], BodyError> {
     loop {
         s = skip_blank(s);
         match s.first() {
@@ -263,9 +259,7 @@ fn label_set<'a>(
         let mut i = 0;
         loop {
             match memchr2(b'"', b'\\', &rest[i..]) {
-                None => {
-                    return Err(BodyError::new(line_no, format!("value of label {:?} is not closed", lossy(name))))
-                }
+                None => return Err(BodyError::new(line_no, format!("value of label {:?} is not closed", lossy(name)))),
                 Some(j) if rest[i + j] == b'"' => {
                     i += j;
                     break;
