@@ -33,6 +33,11 @@ pub struct Flags {
     #[argh(option, default = "String::from(\"10m\")")]
     pub clear_max_age: String,
 
+    /// comma-separated scraper ids that must each receive clear-lifecycle data before it is
+    /// dropped; empty means every scraper seen within --clear.max-age (default "")
+    #[argh(option, default = "String::new()")]
+    pub clear_scrapers: String,
+
     /// file to persist groups to; empty keeps them in memory only (default "")
     #[argh(option, default = "String::new()")]
     pub persistence_file: String,
@@ -154,6 +159,7 @@ pub struct Config {
     pub lifecycle: Lifecycle,
     pub group_ttl: Duration,
     pub clear_max_age: Duration,
+    pub clear_scrapers: Vec<String>,
     pub persistence_file: Option<std::path::PathBuf>,
     pub persistence_interval: Duration,
     pub admin_api: bool,
@@ -234,6 +240,12 @@ impl Config {
             lifecycle,
             group_ttl,
             clear_max_age: dur("clear.max-age", &f.clear_max_age)?,
+            clear_scrapers: f
+                .clear_scrapers
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             persistence_file: (!f.persistence_file.is_empty()).then(|| f.persistence_file.into()),
             persistence_interval,
             admin_api: f.web_enable_admin_api,

@@ -86,10 +86,7 @@ pub struct Args {
 
     /// real node-exporter capture to scale (default ../shared/data/node-exporter-2cpu.prom,
     /// relative to the current directory)
-    #[argh(
-        option,
-        default = "String::from(\"../shared/data/node-exporter-2cpu.prom\")"
-    )]
+    #[argh(option, default = "String::from(\"../shared/data/node-exporter-2cpu.prom\")")]
     pub node_exporter_file: String,
 
     /// CPUs of the simulated node: per-CPU series are replicated this often (default 192)
@@ -144,10 +141,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (t, 1.0)
     };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (want e.g. 500ms, 20s, 5m)"))?;
+    let v: f64 = num.trim().parse().map_err(|_| format!("bad duration {s:?} (want e.g. 500ms, 20s, 5m)"))?;
     if !v.is_finite() || v < 0.0 || v * mult > 1e7 {
         return Err(format!("bad duration {s:?}"));
     }

@@ -20,8 +20,7 @@ fn valid_metric_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
 fn valid_label_name(s: &str) -> bool {
@@ -143,12 +142,7 @@ pub fn check(text: &str) -> Result<ExpoStats, String> {
                     return Err(err(format!("family {name} declared twice")));
                 }
                 st.families += 1;
-                cur = Some(Fam {
-                    name: name.to_string(),
-                    typ: None,
-                    has_help: false,
-                    has_samples: false,
-                });
+                cur = Some(Fam { name: name.to_string(), typ: None, has_help: false, has_samples: false });
             }
             let f = cur.as_mut().unwrap();
             if f.has_samples {
@@ -163,10 +157,7 @@ pub fn check(text: &str) -> Result<ExpoStats, String> {
                 if f.typ.is_some() {
                     return Err(err(format!("second TYPE for {name}")));
                 }
-                if !matches!(
-                    rest,
-                    "counter" | "gauge" | "histogram" | "summary" | "untyped"
-                ) {
+                if !matches!(rest, "counter" | "gauge" | "histogram" | "summary" | "untyped") {
                     return Err(err(format!("unknown type {rest:?}")));
                 }
                 f.typ = Some(rest.to_string());
@@ -174,9 +165,7 @@ pub fn check(text: &str) -> Result<ExpoStats, String> {
             continue;
         }
         // Sample line.
-        let name_end = line
-            .find(['{', ' '])
-            .ok_or_else(|| err("no value".into()))?;
+        let name_end = line.find(['{', ' ']).ok_or_else(|| err("no value".into()))?;
         let name = &line[..name_end];
         if !valid_metric_name(name) {
             return Err(err(format!("invalid metric name {name:?}")));
@@ -188,9 +177,7 @@ pub fn check(text: &str) -> Result<ExpoStats, String> {
             nlabels = names.len();
             rest = &rest[used..];
         }
-        let value = rest
-            .strip_prefix(' ')
-            .ok_or_else(|| err("expected one space before the value".into()))?;
+        let value = rest.strip_prefix(' ').ok_or_else(|| err("expected one space before the value".into()))?;
         if value.contains(' ') {
             return Err(err("extra field after the value (timestamp?)".into()));
         }
@@ -208,12 +195,7 @@ pub fn check(text: &str) -> Result<ExpoStats, String> {
                 return Err(err(format!("samples of {name} not contiguous")));
             }
             st.families += 1;
-            cur = Some(Fam {
-                name: name.to_string(),
-                typ: None,
-                has_help: false,
-                has_samples: false,
-            });
+            cur = Some(Fam { name: name.to_string(), typ: None, has_help: false, has_samples: false });
         }
         cur.as_mut().unwrap().has_samples = true;
         st.samples += 1;

@@ -31,9 +31,7 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         return Err(format!("--target {s:?}: want HOST:PORT"));
     }
     let (host, port) = if let Some(rest) = t.strip_prefix('[') {
-        let (h, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("--target {s:?}: unclosed '['"))?;
+        let (h, after) = rest.split_once(']').ok_or_else(|| format!("--target {s:?}: unclosed '['"))?;
         let port = match after.strip_prefix(':') {
             Some(p) => p,
             None if after.is_empty() => "9091",
@@ -45,9 +43,7 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     } else {
         t.rsplit_once(':').unwrap_or((t, "9091"))
     };
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("--target {s:?}: bad port {port:?}"))?;
+    let port: u16 = port.parse().map_err(|_| format!("--target {s:?}: bad port {port:?}"))?;
     let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
@@ -79,9 +75,7 @@ pub enum ReqError {
 impl ReqError {
     fn from_io(e: io::Error, what: &str) -> ReqError {
         match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                ReqError::Timeout(format!("{what}: {e}"))
-            }
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ReqError::Timeout(format!("timed out in {what}")),
             _ => ReqError::Io(format!("{what}: {e}")),
         }
     }
@@ -144,15 +138,7 @@ impl Conn {
 
     /// `rbuf` is the receive buffer size: small for pushes (tiny answers), large for scrapes.
     pub fn with_buffer(target: Target, rbuf: usize) -> Conn {
-        Conn {
-            target,
-            stream: None,
-            rbuf: vec![0; rbuf.max(1024)],
-            rpos: 0,
-            rend: 0,
-            scratch: Vec::new(),
-            connects: 0,
-        }
+        Conn { target, stream: None, rbuf: vec![0; rbuf.max(1024)], rpos: 0, rend: 0, scratch: Vec::new(), connects: 0 }
     }
 
     pub fn close(&mut self) {
@@ -164,9 +150,7 @@ impl Conn {
     fn connect(&mut self, deadline: Instant) -> Result<(), ReqError> {
         let rem = remaining(deadline).ok_or_else(|| ReqError::Timeout("before connect".into()))?;
         let s = TcpStream::connect_timeout(&self.target.addr, rem).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                ReqError::Timeout(format!("connect: {e}"))
-            }
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ReqError::Timeout(format!("connect: {e}")),
             _ => ReqError::Connect(format!("{}: {e}", self.target.addr)),
         })?;
         let _ = s.set_nodelay(true);
@@ -197,8 +181,7 @@ impl Conn {
             Err((ReqError::Io(_), false)) if reused => {
                 self.close();
                 self.connect(deadline)?;
-                self.attempt(method, path, extra_headers, &body, deadline, start)
-                    .map_err(|(e, _)| e)
+                self.attempt(method, path, extra_headers, &body, deadline, start).map_err(|(e, _)| e)
             }
             r => r.map_err(|(e, _)| e),
         }
@@ -249,14 +232,21 @@ impl Conn {
         }
         head.push_str("\r\n");
         let stream = self.stream.as_mut().expect("connected");
-        let mut send = |buf: &[u8]| -> Result<(), ReqError> {
-            let rem = remaining(deadline).ok_or_else(|| ReqError::Timeout("sending".into()))?;
-            stream
-                .set_write_timeout(Some(rem))
-                .map_err(|e| ReqError::from_io(e, "setsockopt"))?;
-            stream
-                .write_all(buf)
-                .map_err(|e| ReqError::from_io(e, "send"))
+        // Not write_all: the timeout is re-armed with what is left before every write(), so
+        // a slow reader cannot stretch a request past its deadline.
+        let mut send = |mut buf: &[u8]| -> Result<(), ReqError> {
+            while !buf.is_empty() {
+                let rem =
+                    remaining(deadline).ok_or_else(|| ReqError::Timeout("timed out sending the request".into()))?;
+                stream.set_write_timeout(Some(rem)).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
+                match stream.write(buf) {
+                    Ok(0) => return Err(ReqError::Io("send: connection closed".into())),
+                    Ok(n) => buf = &buf[n..],
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(ReqError::from_io(e, "send")),
+                }
+            }
+            Ok(())
         };
         match body {
             Body::Empty => send(head.as_bytes()).map_err(nothing)?,
@@ -275,9 +265,7 @@ impl Conn {
                     })
                 });
                 if r.is_err() {
-                    return Err(nothing(
-                        err.unwrap_or_else(|| ReqError::Io("send body".into())),
-                    ));
+                    return Err(nothing(err.unwrap_or_else(|| ReqError::Io("send body".into()))));
                 }
             }
         }
@@ -292,10 +280,7 @@ impl Conn {
             let got_any = self.rend > self.rpos;
             let n = self.fill(deadline).map_err(|e| (e, got_any))?;
             if n == 0 {
-                return Err((
-                    ReqError::Io("connection closed before the response".into()),
-                    got_any,
-                ));
+                return Err((ReqError::Io("connection closed before the response".into()), got_any));
             }
         };
         let ttfb = start.elapsed();
@@ -311,12 +296,7 @@ impl Conn {
             .next()
             .and_then(|s| s.parse().ok())
             .filter(|_| version.starts_with("HTTP/1."))
-            .ok_or_else(|| {
-                (
-                    ReqError::Io(format!("bad status line {status_line:?}")),
-                    true,
-                )
-            })?;
+            .ok_or_else(|| (ReqError::Io(format!("bad status line {status_line:?}")), true))?;
         let mut keep = version == "HTTP/1.1";
         let mut content_length: Option<u64> = None;
         let mut chunked = false;
@@ -327,10 +307,8 @@ impl Conn {
             };
             let v = v.trim();
             if k.eq_ignore_ascii_case("content-length") {
-                content_length = Some(
-                    v.parse()
-                        .map_err(|_| (ReqError::Io(format!("bad Content-Length {v:?}")), true))?,
-                );
+                content_length =
+                    Some(v.parse().map_err(|_| (ReqError::Io(format!("bad Content-Length {v:?}")), true))?);
             } else if k.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = v.to_ascii_lowercase().contains("chunked");
             } else if k.eq_ignore_ascii_case("connection") {
@@ -349,16 +327,13 @@ impl Conn {
         let body_bytes = if no_body {
             0
         } else if chunked {
-            self.read_chunked(deadline, &mut body_head)
-                .map_err(|e| (e, true))?
+            self.read_chunked(deadline, &mut body_head).map_err(|e| (e, true))?
         } else if let Some(n) = content_length {
-            self.read_exact_discard(n, deadline, &mut body_head)
-                .map_err(|e| (e, true))?;
+            self.read_exact_discard(n, deadline, &mut body_head).map_err(|e| (e, true))?;
             n
         } else {
             keep = false;
-            self.read_to_eof(deadline, &mut body_head)
-                .map_err(|e| (e, true))?
+            self.read_to_eof(deadline, &mut body_head).map_err(|e| (e, true))?
         };
         Ok((
             Response {
@@ -382,11 +357,9 @@ impl Conn {
             self.rend -= self.rpos;
             self.rpos = 0;
         }
-        let rem =
-            remaining(deadline).ok_or_else(|| ReqError::Timeout("waiting for response".into()))?;
+        let rem = remaining(deadline).ok_or_else(|| ReqError::Timeout("waiting for response".into()))?;
         let s = self.stream.as_mut().expect("connected");
-        s.set_read_timeout(Some(rem))
-            .map_err(|e| ReqError::from_io(e, "setsockopt"))?;
+        s.set_read_timeout(Some(rem)).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
         loop {
             match s.read(&mut self.rbuf[self.rend..]) {
                 Ok(n) => {
@@ -409,12 +382,7 @@ impl Conn {
         n as u64
     }
 
-    fn read_exact_discard(
-        &mut self,
-        mut n: u64,
-        deadline: Instant,
-        keep: &mut Vec<u8>,
-    ) -> Result<(), ReqError> {
+    fn read_exact_discard(&mut self, mut n: u64, deadline: Instant, keep: &mut Vec<u8>) -> Result<(), ReqError> {
         while n > 0 {
             if self.rpos == self.rend && self.fill(deadline)? == 0 {
                 return Err(ReqError::Io("connection closed inside the body".into()));
@@ -436,13 +404,9 @@ impl Conn {
 
     fn read_line(&mut self, deadline: Instant) -> Result<String, ReqError> {
         loop {
-            if let Some(i) = self.rbuf[self.rpos..self.rend]
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                let line = String::from_utf8_lossy(&self.rbuf[self.rpos..self.rpos + i])
-                    .trim_end_matches('\r')
-                    .to_string();
+            if let Some(i) = self.rbuf[self.rpos..self.rend].iter().position(|&b| b == b'\n') {
+                let line =
+                    String::from_utf8_lossy(&self.rbuf[self.rpos..self.rpos + i]).trim_end_matches('\r').to_string();
                 self.rpos += i + 1;
                 return Ok(line);
             }
@@ -460,8 +424,8 @@ impl Conn {
         loop {
             let line = self.read_line(deadline)?;
             let size_hex = line.split(';').next().unwrap_or("").trim();
-            let size = u64::from_str_radix(size_hex, 16)
-                .map_err(|_| ReqError::Io(format!("bad chunk size {line:?}")))?;
+            let size =
+                u64::from_str_radix(size_hex, 16).map_err(|_| ReqError::Io(format!("bad chunk size {line:?}")))?;
             if size == 0 {
                 // Trailers until an empty line.
                 while !self.read_line(deadline)?.is_empty() {}
@@ -489,20 +453,10 @@ mod tests {
 
     #[test]
     fn loopback_only() {
-        for ok in [
-            "127.0.0.1:9091",
-            "localhost:19091",
-            "[::1]:9091",
-            "http://127.0.0.2:80/",
-            "127.0.0.1",
-            "::1",
-        ] {
+        for ok in ["127.0.0.1:9091", "localhost:19091", "[::1]:9091", "http://127.0.0.2:80/", "127.0.0.1", "::1"] {
             assert!(parse_target(ok).is_ok(), "{ok}");
         }
-        assert_eq!(
-            parse_target("localhost:1").unwrap().addr.to_string(),
-            "127.0.0.1:1"
-        );
+        assert_eq!(parse_target("localhost:1").unwrap().addr.to_string(), "127.0.0.1:1");
         for bad in [
             "10.0.0.1:9091",
             "192.168.1.1:9091",
@@ -564,24 +518,12 @@ mod tests {
         ]);
         let mut c = Conn::new(t);
         let dl = Instant::now() + Duration::from_secs(5);
-        let r = c
-            .request("PUT", "/metrics/job/a", "", Body::Bytes(b"x 1\n"), dl)
-            .unwrap();
+        let r = c.request("PUT", "/metrics/job/a", "", Body::Bytes(b"x 1\n"), dl).unwrap();
         assert_eq!(r.status, 200);
-        let r = c
-            .request("PUT", "/metrics/job/b", "", Body::Bytes(b"y 2\n"), dl)
-            .unwrap();
+        let r = c.request("PUT", "/metrics/job/b", "", Body::Bytes(b"y 2\n"), dl).unwrap();
         assert_eq!(r.status, 400);
         assert_eq!(r.body_head, "bad line 3\n");
-        let r = c
-            .request(
-                "GET",
-                "/metrics",
-                "Accept-Encoding: gzip\r\n",
-                Body::Empty,
-                dl,
-            )
-            .unwrap();
+        let r = c.request("GET", "/metrics", "Accept-Encoding: gzip\r\n", Body::Empty, dl).unwrap();
         assert_eq!(r.body_bytes, 11);
         assert_eq!(c.connects, 1, "one keep-alive connection");
         let seen = h.join().unwrap();
@@ -597,9 +539,7 @@ mod tests {
         let t = parse_target(&l.local_addr().unwrap().to_string()).unwrap();
         let mut c = Conn::new(t);
         let dl = Instant::now() + Duration::from_millis(200);
-        let e = c
-            .request("GET", "/metrics", "", Body::Empty, dl)
-            .unwrap_err();
+        let e = c.request("GET", "/metrics", "", Body::Empty, dl).unwrap_err();
         assert!(matches!(e, ReqError::Timeout(_)), "{e:?}");
         drop(l);
         // Nothing listens on a fresh port: connect error.
@@ -608,9 +548,7 @@ mod tests {
         drop(l);
         let mut c = Conn::new(t);
         let dl = Instant::now() + Duration::from_secs(2);
-        let e = c
-            .request("GET", "/metrics", "", Body::Empty, dl)
-            .unwrap_err();
+        let e = c.request("GET", "/metrics", "", Body::Empty, dl).unwrap_err();
         assert!(matches!(e, ReqError::Connect(_)), "{e:?}");
     }
 }

@@ -59,18 +59,11 @@ fn real_main(a: Args) -> Result<(), String> {
         let text = if kind == "small" {
             payload::small_body(1, 1)
         } else {
-            let k = Kind::parse(kind).ok_or_else(|| {
-                format!("--dump: unknown kind {kind:?} (gpu, node, status, health, pod, small)")
-            })?;
-            let capture = if k == Kind::Node {
-                load_capture()?
-            } else {
-                String::new()
-            };
+            let k = Kind::parse(kind)
+                .ok_or_else(|| format!("--dump: unknown kind {kind:?} (gpu, node, status, health, pod, small)"))?;
+            let capture = if k == Kind::Node { load_capture()? } else { String::new() };
             let p = if k == Kind::Node {
-                Payloads::build(&sizes, &capture, a.nodes)?
-                    .by_kind
-                    .swap_remove(k.index())
+                Payloads::build(&sizes, &capture, a.nodes)?.by_kind.swap_remove(k.index())
             } else {
                 let text = match k {
                     Kind::Gpu => payload::gpu_text(sizes.gpus, sizes.gpu_bytes),
@@ -82,8 +75,7 @@ fn real_main(a: Args) -> Result<(), String> {
             };
             String::from_utf8(p.render(1, 1)).expect("payloads are UTF-8")
         };
-        let st = expo_check::check(&text)
-            .map_err(|e| format!("generated {kind} payload is invalid: {e}"))?;
+        let st = expo_check::check(&text).map_err(|e| format!("generated {kind} payload is invalid: {e}"))?;
         eprintln!(
             "{kind}: {} bytes, {} families, {} samples, up to {} labels per series: valid text format 0.0.4",
             text.len(),
@@ -92,9 +84,7 @@ fn real_main(a: Args) -> Result<(), String> {
             st.max_labels
         );
         use std::io::Write;
-        std::io::stdout()
-            .write_all(text.as_bytes())
-            .map_err(|e| e.to_string())?;
+        std::io::stdout().write_all(text.as_bytes()).map_err(|e| e.to_string())?;
         return Ok(());
     }
 
@@ -115,11 +105,7 @@ fn real_main(a: Args) -> Result<(), String> {
     if cycle.is_zero() || timeout.is_zero() {
         return Err("--cycle and --timeout must be > 0".into());
     }
-    let duration = a
-        .duration
-        .as_deref()
-        .map(|d| dur("duration", d))
-        .transpose()?;
+    let duration = a.duration.as_deref().map(|d| dur("duration", d)).transpose()?;
     let cycles = match duration {
         Some(d) if !small => ((d.as_secs_f64() / cycle.as_secs_f64()).ceil() as u32).max(1),
         _ => a.cycles.max(1),
@@ -128,10 +114,7 @@ fn real_main(a: Args) -> Result<(), String> {
         eprintln!("warning: --jitter is longer than --cycle: cycles will overlap");
     }
     let seed = a.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(42)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(42)
     });
     let cfg = run::RunConfig {
         target,
@@ -141,10 +124,7 @@ fn real_main(a: Args) -> Result<(), String> {
         jitter,
         cycles,
         duration: duration.unwrap_or(Duration::from_secs(10)),
-        connections: a
-            .connections
-            .unwrap_or(if small { 64 } else { 500 })
-            .clamp(1, 5000),
+        connections: a.connections.unwrap_or(if small { 64 } else { 500 }).clamp(1, 5000),
         timeout,
         method,
         probe_interval: dur("probe-interval", &a.probe_interval)?,
@@ -158,9 +138,7 @@ fn real_main(a: Args) -> Result<(), String> {
     };
     if let Some(pid) = cfg.server_pid {
         if procfs::sample(pid).is_none() {
-            return Err(format!(
-                "--server-pid {pid}: no such process (cannot read /proc/{pid})"
-            ));
+            return Err(format!("--server-pid {pid}: no such process (cannot read /proc/{pid})"));
         }
     }
     let payloads = if small {

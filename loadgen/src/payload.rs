@@ -105,11 +105,7 @@ impl Payload {
         while i + mark.len() <= template.len() {
             if template[i] == b'#' && &template[i..i + mark.len()] == mark {
                 template[i..i + mark.len()].fill(b'0');
-                patches.push(Patch {
-                    off: i,
-                    len: HOST_DIGITS,
-                    kind: PatchKind::Host,
-                });
+                patches.push(Patch { off: i, len: HOST_DIGITS, kind: PatchKind::Host });
                 i += mark.len();
             } else {
                 i += 1;
@@ -139,19 +135,11 @@ impl Payload {
         if !cands.is_empty() {
             let stride = (cands.len() / VALUE_SLOTS).max(1);
             for (n, &(off, len)) in cands.iter().step_by(stride).take(VALUE_SLOTS).enumerate() {
-                patches.push(Patch {
-                    off,
-                    len,
-                    kind: PatchKind::Value(n as u16),
-                });
+                patches.push(Patch { off, len, kind: PatchKind::Value(n as u16) });
             }
         }
         patches.sort_by_key(|p| p.off);
-        Payload {
-            kind,
-            template,
-            patches,
-        }
+        Payload { kind, template, patches }
     }
 
     pub fn len(&self) -> usize {
@@ -160,19 +148,15 @@ impl Payload {
 
     #[cfg(test)]
     pub fn value_slots(&self) -> usize {
-        self.patches
-            .iter()
-            .filter(|p| matches!(p.kind, PatchKind::Value(_)))
-            .count()
+        self.patches.iter().filter(|p| matches!(p.kind, PatchKind::Value(_))).count()
     }
 
     fn patch_bytes(p: &Patch, node: u32, seq: u64, out: &mut [u8; 8]) {
         let v: u64 = match p.kind {
             PatchKind::Host => node as u64,
-            PatchKind::Value(slot) => seq
-                .wrapping_mul(2_654_435_761)
-                .wrapping_add(slot as u64 * 40_503)
-                .wrapping_add(node as u64 * 97),
+            PatchKind::Value(slot) => {
+                seq.wrapping_mul(2_654_435_761).wrapping_add(slot as u64 * 40_503).wrapping_add(node as u64 * 97)
+            }
         };
         let mut v = v % 10u64.pow(p.len as u32);
         for i in (0..p.len).rev() {
@@ -240,12 +224,7 @@ struct Fam {
 
 impl Fam {
     fn new(name: impl Into<String>, typ: &'static str, help: impl Into<String>) -> Fam {
-        Fam {
-            name: name.into(),
-            typ,
-            help: help.into(),
-            lines: Vec::new(),
-        }
+        Fam { name: name.into(), typ, help: help.into(), lines: Vec::new() }
     }
     fn header_len(&self) -> usize {
         // "# HELP n h\n# TYPE n t\n"
@@ -283,20 +262,11 @@ fn render(fams: &[Fam]) -> String {
 }
 
 fn hex(rng: &mut Rng, n: usize) -> String {
-    (0..n)
-        .map(|_| char::from(b"0123456789abcdef"[rng.range(0, 16) as usize]))
-        .collect()
+    (0..n).map(|_| char::from(b"0123456789abcdef"[rng.range(0, 16) as usize])).collect()
 }
 
 fn uuid(rng: &mut Rng) -> String {
-    format!(
-        "{}-{}-{}-{}-{}",
-        hex(rng, 8),
-        hex(rng, 4),
-        hex(rng, 4),
-        hex(rng, 4),
-        hex(rng, 12)
-    )
+    format!("{}-{}-{}-{}-{}", hex(rng, 8), hex(rng, 4), hex(rng, 4), hex(rng, 4), hex(rng, 12))
 }
 
 /// A value in [lo, hi) with `dec` decimals, as Go would print a plain float.
@@ -412,62 +382,13 @@ const DCGM_LANE_FIELDS: &[(&str, &str, &str, &str, f64, f64)] = &[
         0.0,
         3.0,
     ),
-    (
-        "DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_L",
-        "",
-        "counter",
-        "Number of NVLink data CRC errors for lane",
-        0.0,
-        3.0,
-    ),
-    (
-        "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_L",
-        "",
-        "counter",
-        "Number of NVLink retries for lane",
-        0.0,
-        3.0,
-    ),
-    (
-        "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_L",
-        "",
-        "counter",
-        "Number of NVLink recovery errors for lane",
-        0.0,
-        2.0,
-    ),
-    (
-        "DCGM_FI_DEV_NVLINK_ECC_DATA_ERROR_COUNT_L",
-        "",
-        "counter",
-        "Number of NVLink data ECC errors for lane",
-        0.0,
-        2.0,
-    ),
-    (
-        "DCGM_FI_DEV_NVLINK_BANDWIDTH_L",
-        "",
-        "counter",
-        "Number of NVLink bandwidth counters for lane",
-        1e9,
-        9e11,
-    ),
-    (
-        "DCGM_FI_PROF_NVLINK_L",
-        "_TX_BYTES",
-        "gauge",
-        "The rate of data transmitted over NVLink lane",
-        1e6,
-        5e9,
-    ),
-    (
-        "DCGM_FI_PROF_NVLINK_L",
-        "_RX_BYTES",
-        "gauge",
-        "The rate of data received over NVLink lane",
-        1e6,
-        5e9,
-    ),
+    ("DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_L", "", "counter", "Number of NVLink data CRC errors for lane", 0.0, 3.0),
+    ("DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_L", "", "counter", "Number of NVLink retries for lane", 0.0, 3.0),
+    ("DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_L", "", "counter", "Number of NVLink recovery errors for lane", 0.0, 2.0),
+    ("DCGM_FI_DEV_NVLINK_ECC_DATA_ERROR_COUNT_L", "", "counter", "Number of NVLink data ECC errors for lane", 0.0, 2.0),
+    ("DCGM_FI_DEV_NVLINK_BANDWIDTH_L", "", "counter", "Number of NVLink bandwidth counters for lane", 1e9, 9e11),
+    ("DCGM_FI_PROF_NVLINK_L", "_TX_BYTES", "gauge", "The rate of data transmitted over NVLink lane", 1e6, 5e9),
+    ("DCGM_FI_PROF_NVLINK_L", "_RX_BYTES", "gauge", "The rate of data received over NVLink lane", 1e6, 5e9),
 ];
 const NVLINK_LANES: usize = 18;
 
@@ -512,11 +433,7 @@ pub fn gpu_text(gpus: usize, target: usize) -> String {
     }
     for lane in 0.. {
         for &(prefix, suffix, typ, help, lo, hi) in DCGM_LANE_FIELDS {
-            let f = Fam::new(
-                format!("{prefix}{lane}{suffix}"),
-                typ,
-                format!("{help} {lane}."),
-            );
+            let f = Fam::new(format!("{prefix}{lane}{suffix}"), typ, format!("{help} {lane}."));
             if add_family(&mut fams, f, lo, hi, 0) >= target {
                 return render(&fams);
             }
@@ -615,9 +532,7 @@ fn pod_veth(p: usize) -> String {
 fn pod_mount(p: usize) -> String {
     let mut rng = Rng::new(0x6d6e_7400 + p as u64);
     let u = uuid(&mut rng);
-    let s: String = (0..5)
-        .map(|_| char::from(b"bcdfghjklmnpqrstvwxz2456789"[rng.range(0, 27) as usize]))
-        .collect();
+    let s: String = (0..5).map(|_| char::from(b"bcdfghjklmnpqrstvwxz2456789"[rng.range(0, 27) as usize])).collect();
     format!(
         "device=\"tmpfs\",fstype=\"tmpfs\",mountpoint=\"/var/lib/kubelet/pods/{u}/volumes/kubernetes.io~projected/kube-api-access-{s}\""
     )
@@ -676,11 +591,7 @@ fn render_node(fams: &[NodeFam], sc: &NodeScale) -> String {
         }
     }
     // Let each node report its own name.
-    s.replacen(
-        "nodename=\"vm\"",
-        &format!("nodename=\"node-{HOST_MARK}\""),
-        1,
-    )
+    s.replacen("nodename=\"vm\"", &format!("nodename=\"node-{HOST_MARK}\""), 1)
 }
 
 /// Scales a real node-exporter capture (with per-CPU series for cpu 0 and 1) to `cpus` CPUs,
@@ -688,12 +599,7 @@ fn render_node(fams: &[NodeFam], sc: &NodeScale) -> String {
 /// each) until the text reaches `target` bytes.
 pub fn node_text(capture: &str, cpus: usize, target: usize) -> Result<(String, NodeScale), String> {
     let fams = split_capture(capture)?;
-    let mut sc = NodeScale {
-        cpus: cpus.max(1),
-        ib: 8,
-        nvme: 8,
-        pods: 0,
-    };
+    let mut sc = NodeScale { cpus: cpus.max(1), ib: 8, nvme: 8, pods: 0 };
     let base = render_node(&fams, &sc).len();
     if base < target {
         sc.pods = 1;
@@ -770,50 +676,24 @@ const UNIT_STATES: [&str; 5] = ["activating", "active", "deactivating", "failed"
 pub fn status_text(target: usize) -> String {
     let mut rng = Rng::new(0x7374_6174);
     let mut fams = Vec::new();
-    let mut f = Fam::new(
-        "node_status_info",
-        "gauge",
-        "Static information about the node.",
-    );
+    let mut f = Fam::new("node_status_info", "gauge", "Static information about the node.");
     f.add("hostname=\"node-#####\",kernel=\"6.1.0-18-amd64\",os=\"Debian GNU/Linux 12 (bookworm)\",slurm_version=\"23.11.4\",kubelet_version=\"v1.29.3\",bios_version=\"2.3.5\"", 1);
     fams.push(f);
-    let mut f = Fam::new(
-        "node_status_up",
-        "gauge",
-        "Whether the node status collection succeeded.",
-    );
+    let mut f = Fam::new("node_status_up", "gauge", "Whether the node status collection succeeded.");
     f.add("", 1);
     fams.push(f);
-    let mut f = Fam::new(
-        "node_status_boot_time_seconds",
-        "gauge",
-        "Node boot time, in unixtime.",
-    );
+    let mut f = Fam::new("node_status_boot_time_seconds", "gauge", "Node boot time, in unixtime.");
     f.add("", 1_716_000_000 + rng.range(0, 1_000_000));
     fams.push(f);
-    let mut f = Fam::new(
-        "node_status_condition",
-        "gauge",
-        "Kubernetes node condition (1 = in this status).",
-    );
-    for c in [
-        "Ready",
-        "MemoryPressure",
-        "DiskPressure",
-        "PIDPressure",
-        "NetworkUnavailable",
-    ] {
+    let mut f = Fam::new("node_status_condition", "gauge", "Kubernetes node condition (1 = in this status).");
+    for c in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"] {
         for st in ["true", "false", "unknown"] {
             let on = (c == "Ready") == (st == "true") && st != "unknown";
             f.add(&format!("condition=\"{c}\",status=\"{st}\""), on as u8);
         }
     }
     fams.push(f);
-    let mut f = Fam::new(
-        "node_status_slurm_state",
-        "gauge",
-        "Slurm node state (1 = current).",
-    );
+    let mut f = Fam::new("node_status_slurm_state", "gauge", "Slurm node state (1 = current).");
     for st in [
         "allocated",
         "completing",
@@ -830,55 +710,26 @@ pub fn status_text(target: usize) -> String {
         f.add(&format!("state=\"{st}\""), (st == "allocated") as u8);
     }
     fams.push(f);
-    let mut f = Fam::new(
-        "node_status_gpu_healthy",
-        "gauge",
-        "Whether the GPU passed its last health check.",
-    );
+    let mut f = Fam::new("node_status_gpu_healthy", "gauge", "Whether the GPU passed its last health check.");
     for g in 0..8 {
         f.add(&format!("gpu=\"{g}\""), 1);
     }
     fams.push(f);
-    let mut f = Fam::new(
-        "node_status_ib_port_state",
-        "gauge",
-        "InfiniBand port state (4 = ACTIVE).",
-    );
-    let mut r = Fam::new(
-        "node_status_ib_port_rate_gbps",
-        "gauge",
-        "InfiniBand port rate in Gb/s.",
-    );
+    let mut f = Fam::new("node_status_ib_port_state", "gauge", "InfiniBand port state (4 = ACTIVE).");
+    let mut r = Fam::new("node_status_ib_port_rate_gbps", "gauge", "InfiniBand port rate in Gb/s.");
     for h in 0..8 {
         f.add(&format!("device=\"mlx5_{h}\",port=\"1\""), 4);
         r.add(&format!("device=\"mlx5_{h}\",port=\"1\""), 400);
     }
     fams.push(f);
     fams.push(r);
-    let mut f = Fam::new(
-        "node_status_mount_ok",
-        "gauge",
-        "Whether the mount point is mounted and responsive.",
-    );
-    for m in [
-        "/",
-        "/home",
-        "/scratch",
-        "/data",
-        "/opt/apps",
-        "/var/lib/kubelet",
-        "/mnt/lustre",
-        "/mnt/beegfs",
-    ] {
+    let mut f = Fam::new("node_status_mount_ok", "gauge", "Whether the mount point is mounted and responsive.");
+    for m in ["/", "/home", "/scratch", "/data", "/opt/apps", "/var/lib/kubelet", "/mnt/lustre", "/mnt/beegfs"] {
         f.add(&format!("mountpoint=\"{m}\""), 1);
     }
     fams.push(f);
     let mut size: usize = fams.iter().map(Fam::size).sum();
-    let mut units = Fam::new(
-        "node_status_systemd_unit_state",
-        "gauge",
-        "Systemd unit state (1 = current).",
-    );
+    let mut units = Fam::new("node_status_systemd_unit_state", "gauge", "Systemd unit state (1 = current).");
     let mut started = Fam::new(
         "node_status_systemd_unit_start_time_seconds",
         "gauge",
@@ -887,25 +738,15 @@ pub fn status_text(target: usize) -> String {
     size += units.header_len() + started.header_len();
     'fill: for round in 0.. {
         for u in SYSTEMD_UNITS {
-            let name = if round == 0 {
-                u.to_string()
-            } else {
-                format!("session-{}.scope", round * 100 + units.lines.len())
-            };
+            let name =
+                if round == 0 { u.to_string() } else { format!("session-{}.scope", round * 100 + units.lines.len()) };
             let typ = name.rsplit_once('.').map_or("service", |(_, t)| t);
             for st in UNIT_STATES {
-                size += units.add(
-                    &format!("name=\"{name}\",state=\"{st}\",type=\"{typ}\""),
-                    (st == "active") as u8,
-                );
+                size += units.add(&format!("name=\"{name}\",state=\"{st}\",type=\"{typ}\""), (st == "active") as u8);
             }
             size += started.add(
                 &format!("name=\"{name}\""),
-                format!(
-                    "{}.{:03}",
-                    1_716_531_800 + rng.range(0, 90_000),
-                    rng.range(0, 1000)
-                ),
+                format!("{}.{:03}", 1_716_531_800 + rng.range(0, 90_000), rng.range(0, 1000)),
             );
             if size >= target {
                 break 'fill;
@@ -926,15 +767,7 @@ pub fn health_text(target: usize) -> String {
     let mut rng = Rng::new(0x6865_616c);
     let mut checks: Vec<String> = Vec::new();
     for g in 0..8 {
-        for c in [
-            "pcie_link",
-            "nvlink",
-            "ecc",
-            "thermal",
-            "power",
-            "clocks",
-            "xid",
-        ] {
+        for c in ["pcie_link", "nvlink", "ecc", "thermal", "power", "clocks", "xid"] {
             checks.push(format!("gpu{g}_{c}"));
         }
     }
@@ -957,16 +790,9 @@ pub fn health_text(target: usize) -> String {
     ] {
         checks.push(c.to_string());
     }
-    let mut status = Fam::new(
-        "hpc_health_check_status",
-        "gauge",
-        "Result of the last health check (0 = pass, 1 = fail).",
-    );
-    let mut dur = Fam::new(
-        "hpc_health_check_duration_seconds",
-        "gauge",
-        "How long the last health check took.",
-    );
+    let mut status =
+        Fam::new("hpc_health_check_status", "gauge", "Result of the last health check (0 = pass, 1 = fail).");
+    let mut dur = Fam::new("hpc_health_check_duration_seconds", "gauge", "How long the last health check took.");
     let mut last = Fam::new(
         "hpc_health_check_last_run_timestamp_seconds",
         "gauge",
@@ -975,11 +801,7 @@ pub fn health_text(target: usize) -> String {
     let mut size = status.header_len() + dur.header_len() + last.header_len();
     let mut i = 0;
     while size < target {
-        let name = if i < checks.len() {
-            checks[i].clone()
-        } else {
-            format!("custom_check_{}", i - checks.len())
-        };
+        let name = if i < checks.len() { checks[i].clone() } else { format!("custom_check_{}", i - checks.len()) };
         let l = format!("check=\"{name}\",node=\"node-{HOST_MARK}\"");
         size += status.add(&l, 0);
         size += dur.add(&l, val(&mut rng, 0.001, 3.0, 3));
@@ -998,36 +820,18 @@ pub fn pod_text(nodes: u32, target: usize) -> String {
     let ns = ["ml-training", "ml-inference", "research", "data-prep"];
     let mut info = Fam::new("pod_metrics_info", "gauge", "Information about a pod.");
     let mut phase = Fam::new("pod_metrics_phase", "gauge", "The pod's current phase.");
-    let mut gpus = Fam::new(
-        "pod_metrics_gpu_requested",
-        "gauge",
-        "GPUs requested by the pod.",
-    );
-    let mut restarts = Fam::new(
-        "pod_metrics_restarts_total",
-        "counter",
-        "Container restarts of the pod.",
-    );
-    let mut started = Fam::new(
-        "pod_metrics_start_time_seconds",
-        "gauge",
-        "Start time in unix timestamp for a pod.",
-    );
-    let mut size = info.header_len()
-        + phase.header_len()
-        + gpus.header_len()
-        + restarts.header_len()
-        + started.header_len();
+    let mut gpus = Fam::new("pod_metrics_gpu_requested", "gauge", "GPUs requested by the pod.");
+    let mut restarts = Fam::new("pod_metrics_restarts_total", "counter", "Container restarts of the pod.");
+    let mut started = Fam::new("pod_metrics_start_time_seconds", "gauge", "Start time in unix timestamp for a pod.");
+    let mut size =
+        info.header_len() + phase.header_len() + gpus.header_len() + restarts.header_len() + started.header_len();
     let mut p = 0u32;
     while size < target {
         let n = ns[p as usize % ns.len()];
         let pod = format!("job-{:04}-worker-{}", p / 8, p % 8);
         let node = node_name(1 + p % nodes.max(1));
         let id = format!("namespace=\"{n}\",pod=\"{pod}\"");
-        size += info.add(
-            &format!("{id},node=\"{node}\",uid=\"{}\"", uuid(&mut rng)),
-            1,
-        );
+        size += info.add(&format!("{id},node=\"{node}\",uid=\"{}\"", uuid(&mut rng)), 1);
         size += phase.add(&format!("{id},phase=\"Running\""), 1);
         size += gpus.add(&id, 8);
         size += restarts.add(&id, rng.range(0, 3));
@@ -1092,10 +896,7 @@ impl Payloads {
             Payload::from_text(Kind::Health, health_text(sizes.health_bytes)),
             Payload::from_text(Kind::Pod, pod_text(nodes, sizes.pod_bytes)),
         ];
-        Ok(Payloads {
-            by_kind,
-            node_scale,
-        })
+        Ok(Payloads { by_kind, node_scale })
     }
 
     pub fn get(&self, k: Kind) -> &Payload {
@@ -1109,10 +910,7 @@ mod tests {
     use crate::expo_check::check;
 
     fn capture() -> String {
-        let p = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/node-exporter-2cpu.prom"
-        );
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/node-exporter-2cpu.prom");
         std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {p}: {e}"))
     }
 
@@ -1133,25 +931,12 @@ mod tests {
     #[test]
     fn sizes_in_range() {
         let p = built();
-        let want = [
-            (Kind::Gpu, 767),
-            (Kind::Node, 570),
-            (Kind::Status, 25),
-            (Kind::Health, 15),
-            (Kind::Pod, 20),
-        ];
+        let want = [(Kind::Gpu, 767), (Kind::Node, 570), (Kind::Status, 25), (Kind::Health, 15), (Kind::Pod, 20)];
         for (k, target) in want {
             let len = p.get(k).len();
             // At least the target, at most 3 % (or 1 KiB) over.
             let hi = kib(target) + (kib(target) * 3 / 100).max(1024);
-            assert!(
-                len >= kib(target) && len <= hi,
-                "{}: {} bytes, want {}..{}",
-                k.name(),
-                len,
-                kib(target),
-                hi
-            );
+            assert!(len >= kib(target) && len <= hi, "{}: {} bytes, want {}..{}", k.name(), len, kib(target), hi);
         }
         let total: usize = Kind::PER_NODE.iter().map(|&k| p.get(k).len()).sum();
         assert!((1_300_000..1_500_000).contains(&total), "{total}");
@@ -1168,11 +953,7 @@ mod tests {
                 assert!(st.samples > 10, "{}", k.name());
                 assert!(!text.contains(HOST_MARK));
                 if k != Kind::Pod {
-                    assert!(
-                        text.contains(&node_name(node)),
-                        "{} lacks its node",
-                        k.name()
-                    );
+                    assert!(text.contains(&node_name(node)), "{} lacks its node", k.name());
                 }
             }
         }
@@ -1200,11 +981,7 @@ mod tests {
         let text = String::from_utf8(p.get(Kind::Node).render(5, 0)).unwrap();
         assert!(text.contains("node_cpu_seconds_total{cpu=\"191\",mode=\"idle\"}"));
         assert!(!text.contains("cpu=\"192\""));
-        assert_eq!(
-            text.matches("node_cpu_seconds_total{cpu=").count(),
-            192 * 8,
-            "8 modes per cpu"
-        );
+        assert_eq!(text.matches("node_cpu_seconds_total{cpu=").count(), 192 * 8, "8 modes per cpu");
         assert!(text.contains("nodename=\"node-00005\""));
         // The rest of the capture is kept: label values with spaces survive.
         assert!(text.contains("node_os_info{"));

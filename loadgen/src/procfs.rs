@@ -34,13 +34,8 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
 pub fn parse_status(status: &str) -> ProcSample {
     let mut s = ProcSample::default();
     for line in status.lines() {
-        let kb = |l: &str| -> u64 {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-                * 1024
-        };
+        let kb =
+            |l: &str| -> u64 { l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1024 };
         if line.starts_with("VmRSS:") {
             s.rss_bytes = kb(line);
         } else if line.starts_with("VmHWM:") {

@@ -80,13 +80,7 @@ impl Shared {
 
     /// Records one finished push. `sched` is when it was due, so latency includes any wait
     /// for a free connection, as a pooled client with a total timeout experiences it.
-    fn record(
-        &self,
-        kind: Option<Kind>,
-        sched: Instant,
-        bytes: usize,
-        r: &Result<crate::http::Response, ReqError>,
-    ) {
+    fn record(&self, kind: Option<Kind>, sched: Instant, bytes: usize, r: &Result<crate::http::Response, ReqError>) {
         let lat = sched.elapsed();
         self.pushes.fetch_add(1, Relaxed);
         self.latency.record(lat);
@@ -117,10 +111,7 @@ impl Shared {
         if let Some(k) = kind {
             self.by_kind[k.index()].pushes.fetch_add(1, Relaxed);
         }
-        self.errors.kind(
-            ErrorKind::TimeoutQueued,
-            "client timeout expired before a pooled connection was free",
-        );
+        self.errors.kind(ErrorKind::TimeoutQueued, "client timeout expired before a pooled connection was free");
     }
 }
 
@@ -164,20 +155,10 @@ fn schedule(cfg: &RunConfig) -> Vec<Job> {
         let mut off = || base + Duration::from_secs_f64(jit * rng.f64());
         for node in 1..=cfg.nodes {
             for kind in Kind::PER_NODE {
-                jobs.push(Job {
-                    at: off(),
-                    kind,
-                    node,
-                    seq: c as u64,
-                });
+                jobs.push(Job { at: off(), kind, node, seq: c as u64 });
             }
         }
-        jobs.push(Job {
-            at: off(),
-            kind: Kind::Pod,
-            node: 0,
-            seq: c as u64,
-        });
+        jobs.push(Job { at: off(), kind: Kind::Pod, node: 0, seq: c as u64 });
     }
     jobs.sort_by_key(|j| j.at);
     jobs
@@ -247,11 +228,7 @@ impl Pool {
     }
 }
 
-fn stress_workers(
-    cfg: &RunConfig,
-    payloads: &Arc<Payloads>,
-    shared: &Arc<Shared>,
-) -> Vec<thread::JoinHandle<()>> {
+fn stress_workers(cfg: &RunConfig, payloads: &Arc<Payloads>, shared: &Arc<Shared>) -> Vec<thread::JoinHandle<()>> {
     let jobs = schedule(cfg);
     let n = cfg.connections.min(jobs.len()).max(1);
     let pool = Arc::new(Pool {
@@ -276,9 +253,7 @@ fn stress_workers(
                         let sched = shared.start + job.at;
                         let deadline = sched + cfg.timeout;
                         let now = Instant::now();
-                        shared
-                            .queue_wait
-                            .record(now.saturating_duration_since(sched));
+                        shared.queue_wait.record(now.saturating_duration_since(sched));
                         if now >= deadline {
                             shared.record_queued_timeout(Some(job.kind), sched);
                             continue;
@@ -328,10 +303,7 @@ fn small_workers(cfg: &RunConfig, shared: &Arc<Shared>) -> Vec<thread::JoinHandl
                     sleep_until(shared.start);
                     while Instant::now() < end {
                         let i = counter.fetch_add(1, Relaxed);
-                        let path = format!(
-                            "/metrics/job/loadgen_small/instance/g{:05}",
-                            i % cfg.groups.max(1) as u64
-                        );
+                        let path = format!("/metrics/job/loadgen_small/instance/g{:05}", i % cfg.groups.max(1) as u64);
                         let body = small_body(w, i);
                         let sched = Instant::now();
                         let r = conn.request(
@@ -385,20 +357,10 @@ impl Probe {
     }
 }
 
-fn probe(
-    target: &Target,
-    timeout: Duration,
-    gzip: bool,
-    start: Instant,
-    phase: &'static str,
-) -> Probe {
+fn probe(target: &Target, timeout: Duration, gzip: bool, start: Instant, phase: &'static str) -> Probe {
     let mut conn = Conn::with_buffer(target.clone(), PROBE_RBUF);
     let t0 = Instant::now();
-    let hdr = if gzip {
-        "Accept-Encoding: gzip\r\nConnection: close\r\n"
-    } else {
-        "Connection: close\r\n"
-    };
+    let hdr = if gzip { "Accept-Encoding: gzip\r\nConnection: close\r\n" } else { "Connection: close\r\n" };
     let r = conn.request("GET", "/metrics", hdr, Body::Empty, t0 + timeout);
     let seconds = t0.elapsed().as_secs_f64();
     let t = (t0 - start).as_secs_f64();
@@ -448,12 +410,7 @@ struct Point {
     cpu: Option<f64>,
 }
 
-fn monitor(
-    cfg: RunConfig,
-    shared: Arc<Shared>,
-    server: Arc<Mutex<ServerStats>>,
-    series: Arc<Mutex<Vec<Point>>>,
-) {
+fn monitor(cfg: RunConfig, shared: Arc<Shared>, server: Arc<Mutex<ServerStats>>, series: Arc<Mutex<Vec<Point>>>) {
     let mut prev = Snapshot::empty();
     let mut next_point = shared.start + cfg.series_interval;
     let mut next_sample = Instant::now();
@@ -475,9 +432,7 @@ fn monitor(
         let (rss, cpu) = {
             let s = server.lock().unwrap();
             match (s.first, s.last) {
-                (Some(f), Some(l)) if !s.exited => {
-                    (Some(l.rss_bytes), Some(l.cpu_seconds - f.cpu_seconds))
-                }
+                (Some(f), Some(l)) if !s.exited => (Some(l.rss_bytes), Some(l.cpu_seconds - f.cpu_seconds)),
                 _ => (None, None),
             }
         };
@@ -505,10 +460,7 @@ fn monitor(
             break;
         }
         let wake = next_sample.min(next_point);
-        thread::sleep(
-            wake.saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100)),
-        );
+        thread::sleep(wake.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
     }
     sample(&server);
     if !cfg.series_interval.is_zero() {
@@ -520,20 +472,18 @@ fn monitor(
 
 /// Runs the whole thing and returns the JSON report.
 pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
-    let started_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    let started_unix =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     // Give the threads a moment to spawn so a spike (jitter 0) really starts at once.
     let start = Instant::now() + Duration::from_millis(250);
+    let self_before = procfs::sample(std::process::id());
     let shared = Arc::new(Shared::new(start));
     let server = Arc::new(Mutex::new(ServerStats::default()));
     let series = Arc::new(Mutex::new(Vec::new()));
     let probes = Arc::new(Mutex::new(Vec::<Probe>::new()));
 
     let mon = {
-        let (cfg, shared, server, series) =
-            (cfg.clone(), shared.clone(), server.clone(), series.clone());
+        let (cfg, shared, server, series) = (cfg.clone(), shared.clone(), server.clone(), series.clone());
         thread::Builder::new()
             .name("monitor".into())
             .spawn(move || monitor(cfg, shared, server, series))
@@ -549,13 +499,7 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
                     if !sleep_until_or_done(at, &shared.done) {
                         break;
                     }
-                    let p = probe(
-                        &cfg.target,
-                        cfg.probe_timeout,
-                        k % 2 == 0,
-                        shared.start,
-                        "during",
-                    );
+                    let p = probe(&cfg.target, cfg.probe_timeout, k % 2 == 0, shared.start, "during");
                     eprintln!(
                         "  probe t={:.0}s gzip={} status={} bytes={} {:.2}s{}",
                         p.t,
@@ -563,10 +507,7 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
                         p.status.map_or("-".to_string(), |s| s.to_string()),
                         p.bytes,
                         p.seconds,
-                        p.error
-                            .as_deref()
-                            .map(|e| format!(" error={e}"))
-                            .unwrap_or_default()
+                        p.error.as_deref().map(|e| format!(" error={e}")).unwrap_or_default()
                     );
                     probes.lock().unwrap().push(p);
                 }
@@ -625,11 +566,7 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
                 sizes.push(k.name(), p.get(k).len());
             }
             c.push("payload_bytes", sizes);
-            let per_cycle: usize = Kind::PER_NODE
-                .iter()
-                .map(|&k| p.get(k).len())
-                .sum::<usize>()
-                * cfg.nodes as usize
+            let per_cycle: usize = Kind::PER_NODE.iter().map(|&k| p.get(k).len()).sum::<usize>() * cfg.nodes as usize
                 + p.get(Kind::Pod).len();
             c.push("bytes_per_cycle", per_cycle);
             c.push("pushes_per_cycle", cfg.nodes as u64 * 4 + 1);
@@ -647,23 +584,9 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
     j.push("elapsed_s", elapsed);
     j.push("pushes", pushes);
     j.push("successes", ok);
-    j.push(
-        "success_rate",
-        if pushes > 0 {
-            ok as f64 / pushes as f64
-        } else {
-            0.0
-        },
-    );
+    j.push("success_rate", if pushes > 0 { ok as f64 / pushes as f64 } else { 0.0 });
     if cfg.small {
-        j.push(
-            "pushes_per_s",
-            if elapsed > 0.0 {
-                ok as f64 / elapsed
-            } else {
-                0.0
-            },
-        );
+        j.push("pushes_per_s", if elapsed > 0.0 { ok as f64 / elapsed } else { 0.0 });
     }
     j.push("bytes_sent_ok", shared.bytes_sent.load(Relaxed));
     let lat = shared.latency.snapshot();
@@ -689,10 +612,7 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
     j.push("errors", shared.errors.to_json());
     j.push("connections_opened", shared.connects.load(Relaxed));
     let probes = probes.lock().unwrap().clone();
-    j.push(
-        "probes",
-        Json::Arr(probes.iter().map(Probe::to_json).collect()),
-    );
+    j.push("probes", Json::Arr(probes.iter().map(Probe::to_json).collect()));
     let srv = server.lock().unwrap();
     let server_json = cfg.server_pid.map(|pid| {
         let cpu = match (srv.first, srv.last) {
@@ -709,6 +629,14 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
             .with("exited", srv.exited)
     });
     j.push("server", server_json);
+    // The generator's own cost, to show it was not the bottleneck.
+    let self_after = procfs::sample(std::process::id());
+    j.push(
+        "loadgen",
+        Json::obj()
+            .with("cpu_seconds", self_before.zip(self_after).map(|(a, b)| b.cpu_seconds - a.cpu_seconds))
+            .with("peak_rss_bytes", self_after.map(|s| s.hwm_bytes)),
+    );
     let pts: Vec<Json> = series
         .lock()
         .unwrap()
@@ -734,19 +662,15 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
         cfg.target.host,
         pushes,
         ok,
-        if pushes > 0 {
-            100.0 * ok as f64 / pushes as f64
-        } else {
-            0.0
-        },
+        if pushes > 0 { 100.0 * ok as f64 / pushes as f64 } else { 0.0 },
         elapsed,
-        if cfg.small && elapsed > 0.0 {
-            format!(", {:.0} pushes/s", ok as f64 / elapsed)
-        } else {
-            String::new()
-        }
+        if cfg.small && elapsed > 0.0 { format!(", {:.0} pushes/s", ok as f64 / elapsed) } else { String::new() }
     );
-    let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}s"));
+    let f = |v: Option<f64>| match v {
+        None => "-".to_string(),
+        Some(v) if v < 1.0 => format!("{:.3}ms", v * 1e3),
+        Some(v) => format!("{v:.2}s"),
+    };
     eprintln!(
         "  latency p50 {} p95 {} p99 {} max {}",
         f(lat.quantile(0.5)),
@@ -754,6 +678,13 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
         f(lat.quantile(0.99)),
         f(lat.max_s())
     );
+    if let (Some(a), Some(b)) = (self_before, self_after) {
+        eprintln!(
+            "  loadgen itself: CPU {:.2}s, peak RSS {:.1} MiB",
+            b.cpu_seconds - a.cpu_seconds,
+            b.hwm_bytes as f64 / 1048576.0
+        );
+    }
     if shared.errors.total() > 0 {
         eprintln!("  errors: {}", compact(&shared.errors.to_json()));
     }
@@ -766,10 +697,7 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
             p.status.map_or("-".into(), |s| s.to_string()),
             p.bytes,
             p.seconds,
-            p.error
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
+            p.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
         );
     }
     if let Some(pid) = cfg.server_pid {
@@ -782,11 +710,7 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
             srv.peak_rss as f64 / 1048576.0,
             srv.last.map_or(0, |s| s.hwm_bytes) as f64 / 1048576.0,
             cpu,
-            if srv.exited {
-                ", EXITED during the run"
-            } else {
-                ""
-            }
+            if srv.exited { ", EXITED during the run" } else { "" }
         );
     }
     j
@@ -892,17 +816,10 @@ mod tests {
     #[test]
     fn stress_run_end_to_end() {
         let (target, accepted) = mini_server();
-        let capture = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/node-exporter-2cpu.prom"
-        ))
-        .unwrap();
-        let sizes = crate::payload::Sizes {
-            gpu_bytes: 50_000,
-            node_cpus: 4,
-            node_bytes: 60_000,
-            ..Default::default()
-        };
+        let capture =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/node-exporter-2cpu.prom"))
+                .unwrap();
+        let sizes = crate::payload::Sizes { gpu_bytes: 50_000, node_cpus: 4, node_bytes: 60_000, ..Default::default() };
         let payloads = Arc::new(Payloads::build(&sizes, &capture, 3).unwrap());
         let mut c = cfg();
         c.target = target;
@@ -918,24 +835,13 @@ mod tests {
         assert_eq!(int("pushes"), 2 * 13);
         assert_eq!(int("successes"), 2 * 13);
         // Two pooled keep-alive connections at most, plus one per probe.
-        assert!(
-            int("connections_opened") <= 2,
-            "{}",
-            int("connections_opened")
-        );
-        let Some(Json::Arr(probes)) = r.get("probes") else {
-            panic!("no probes")
-        };
+        assert!(int("connections_opened") <= 2, "{}", int("connections_opened"));
+        let Some(Json::Arr(probes)) = r.get("probes") else { panic!("no probes") };
         assert!(probes.len() >= 3);
         assert!(accepted.load(Relaxed) as usize <= 2 + probes.len());
-        let Some(Json::Arr(series)) = r.get("series") else {
-            panic!("no series")
-        };
+        let Some(Json::Arr(series)) = r.get("series") else { panic!("no series") };
         assert!(series.len() >= 3);
-        assert!(r
-            .get("server")
-            .and_then(|s| s.get("peak_rss_bytes"))
-            .is_some());
+        assert!(r.get("server").and_then(|s| s.get("peak_rss_bytes")).is_some());
     }
 
     #[test]
@@ -956,10 +862,7 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(
-            push_path(Kind::Gpu, 7),
-            "/metrics/job/dcgm_exporter/instance/node-00007"
-        );
+        assert_eq!(push_path(Kind::Gpu, 7), "/metrics/job/dcgm_exporter/instance/node-00007");
         assert_eq!(push_path(Kind::Pod, 0), "/metrics/job/pod_metrics");
     }
 }

@@ -89,23 +89,13 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn empty() -> Self {
-        Snapshot {
-            counts: vec![0; BUCKETS],
-            total: 0,
-            sum_us: 0,
-            max_us: 0,
-        }
+        Snapshot { counts: vec![0; BUCKETS], total: 0, sum_us: 0, max_us: 0 }
     }
 
     /// Counts recorded after `earlier` was taken. The max is the upper edge of the highest
     /// non-empty bucket of the window (clamped to the overall max).
     pub fn since(&self, earlier: &Snapshot) -> Snapshot {
-        let counts: Vec<u64> = self
-            .counts
-            .iter()
-            .zip(&earlier.counts)
-            .map(|(a, b)| a.saturating_sub(*b))
-            .collect();
+        let counts: Vec<u64> = self.counts.iter().zip(&earlier.counts).map(|(a, b)| a.saturating_sub(*b)).collect();
         let max_us = counts
             .iter()
             .rposition(|&c| c > 0)
@@ -231,12 +221,7 @@ impl Errors {
     pub fn to_json(&self) -> crate::json::Json {
         use crate::json::Json;
         let mut j = Json::obj();
-        for k in [
-            ErrorKind::Timeout,
-            ErrorKind::TimeoutQueued,
-            ErrorKind::Connect,
-            ErrorKind::Io,
-        ] {
+        for k in [ErrorKind::Timeout, ErrorKind::TimeoutQueued, ErrorKind::Connect, ErrorKind::Io] {
             j.push(k.name(), self.kinds[k as usize].load(Relaxed));
         }
         let mut http = Json::obj();
@@ -247,13 +232,8 @@ impl Errors {
             }
         }
         j.push("http_status", http);
-        let samples: Vec<Json> = self
-            .samples
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| Json::Str(s.chars().take(300).collect()))
-            .collect();
+        let samples: Vec<Json> =
+            self.samples.lock().unwrap().iter().map(|s| Json::Str(s.chars().take(300).collect())).collect();
         j.push("samples", samples);
         j
     }
