@@ -2,13 +2,14 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::decompress::{self, DecompressError, Encoding};
 use crate::expo::{BodyError, RenderedFamily};
 use crate::grouping::GroupKey;
 use crate::http::{Method, Request, Response};
 use crate::scrape::{self, Assembled};
 use crate::shard::{Busy, Op, Reply, Shard};
 use crate::store::{is_reserved_family, PushMode};
-use crate::text;
+use crate::{openmetrics, proto, text};
 
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -83,12 +84,11 @@ async fn push(shard: &Shard, req: Request, rest: &str, mode: PushMode) -> Respon
     };
     let owner = key.shard(shard.shards);
     let now = unix_now();
-    let parsed = parse_body(shard, &req, &key);
-    let families = match parsed {
+    let families = match parse_body(shard, &req, &key) {
         Ok(f) => f,
-        Err(e) => {
+        Err(resp) => {
             let _ = shard.call(owner, Op::Failure { key, now }).await;
-            return Response::text(400, format!("push rejected: {e}"));
+            return resp;
         }
     };
     match shard.call(owner, Op::Push { key, families, mode, now }).await {
@@ -99,15 +99,64 @@ async fn push(shard: &Shard, req: Request, rest: &str, mode: PushMode) -> Respon
     }
 }
 
-/// Parses the body in this shard's arena and renders it with the group's labels.
-fn parse_body(shard: &Shard, req: &Request, key: &GroupKey) -> Result<Vec<RenderedFamily>, BodyError> {
+/// Body formats, chosen by Content-Type; anything else is read as text 0.0.4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Protobuf,
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn from_content_type(ct: Option<&str>) -> Format {
+        let ct = ct.unwrap_or("").to_ascii_lowercase();
+        if ct.starts_with("application/vnd.google.protobuf") {
+            Format::Protobuf
+        } else if ct.starts_with("application/openmetrics-text") {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// Decompresses and parses the body in this shard's arena, rendering it with the group's
+/// labels. A refusal comes back as the response to send.
+fn parse_body(shard: &Shard, req: &Request, key: &GroupKey) -> Result<Vec<RenderedFamily>, Response> {
+    let cfg = &shard.config;
+    let inflated;
+    let body: &[u8] = match req.content_encoding.as_deref() {
+        None => &req.body,
+        Some(enc) => match Encoding::from_header(enc.as_bytes()) {
+            Some(Encoding::Identity) => &req.body,
+            Some(e) => match decompress::decode(e, &req.body, cfg.max_decompressed) {
+                Ok(b) => {
+                    inflated = b;
+                    &inflated
+                }
+                Err(err @ DecompressError::TooLarge { .. }) => return Err(Response::text(413, format!("{err}"))),
+                Err(err) => return Err(Response::text(400, format!("push rejected: {err}"))),
+            },
+            None => {
+                return Err(Response::text(415, format!("unsupported Content-Encoding {enc:?}; use gzip or snappy")))
+            }
+        },
+    };
     let injected = key.injected();
     let mut bump = shard.bump.borrow_mut();
-    let result = text::parse_with_limit(&req.body, &injected, &bump, shard.config.max_series);
+    let result = match Format::from_content_type(req.content_type.as_deref()) {
+        Format::Text => text::parse_with_limit(body, &injected, &bump, cfg.max_series),
+        Format::Protobuf => proto::parse(body, &injected, &bump, cfg.max_series),
+        Format::OpenMetrics => openmetrics::parse(body, &injected, &bump, cfg.max_series),
+    };
     bump.reset();
-    let families = result?;
+    let reject = |e: BodyError| Response::text(400, format!("push rejected: {e}"));
+    let families = result.map_err(reject)?;
     if let Some(f) = families.iter().find(|f| is_reserved_family(&f.name)) {
-        return Err(BodyError::new(0, format!("family {:?} is written by the gateway and cannot be pushed", f.name)));
+        return Err(reject(BodyError::new(
+            0,
+            format!("family {:?} is written by the gateway and cannot be pushed", f.name),
+        )));
     }
     Ok(families)
 }
