@@ -130,6 +130,17 @@ fn remaining(deadline: Instant) -> Option<Duration> {
     (deadline > now).then(|| (deadline - now).max(Duration::from_millis(1)))
 }
 
+/// Longest single blocking send/recv. The kernel's SO_RCVTIMEO/SO_SNDTIMEO drift late when
+/// a waiting socket is woken often (each ACK of a slowly-read upload wakes the receiver and
+/// loses part of a jiffy): measured ~2 s late on a 30 s timeout against a CPU-starved
+/// Pushgateway. Blocking in short slices and checking the deadline ourselves keeps the
+/// client timeout exact to a few ms.
+const SLICE: Duration = Duration::from_millis(200);
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
 impl Conn {
     #[cfg(test)]
     pub fn new(target: Target) -> Conn {
@@ -232,17 +243,17 @@ impl Conn {
         }
         head.push_str("\r\n");
         let stream = self.stream.as_mut().expect("connected");
-        // Not write_all: the timeout is re-armed with what is left before every write(), so
+        // Not write_all: the timeout is re-armed (in slices, see SLICE) before every write(), so
         // a slow reader cannot stretch a request past its deadline.
         let mut send = |mut buf: &[u8]| -> Result<(), ReqError> {
             while !buf.is_empty() {
                 let rem =
                     remaining(deadline).ok_or_else(|| ReqError::Timeout("timed out sending the request".into()))?;
-                stream.set_write_timeout(Some(rem)).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
+                stream.set_write_timeout(Some(rem.min(SLICE))).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
                 match stream.write(buf) {
                     Ok(0) => return Err(ReqError::Io("send: connection closed".into())),
                     Ok(n) => buf = &buf[n..],
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted || is_timeout(&e) => {}
                     Err(e) => return Err(ReqError::from_io(e, "send")),
                 }
             }
@@ -357,16 +368,17 @@ impl Conn {
             self.rend -= self.rpos;
             self.rpos = 0;
         }
-        let rem = remaining(deadline).ok_or_else(|| ReqError::Timeout("waiting for response".into()))?;
         let s = self.stream.as_mut().expect("connected");
-        s.set_read_timeout(Some(rem)).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
         loop {
+            let rem =
+                remaining(deadline).ok_or_else(|| ReqError::Timeout("timed out waiting for the response".into()))?;
+            s.set_read_timeout(Some(rem.min(SLICE))).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
             match s.read(&mut self.rbuf[self.rend..]) {
                 Ok(n) => {
                     self.rend += n;
                     return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || is_timeout(&e) => continue,
                 Err(e) => return Err(ReqError::from_io(e, "receive")),
             }
         }
