@@ -3,20 +3,52 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::decompress::{self, DecompressError, Encoding};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::config::{parse_duration, Lifecycle};
 use crate::expo::{BodyError, RenderedFamily};
 use crate::grouping::GroupKey;
 use crate::http::{Method, Request, Response};
+use crate::jsonapi;
+use crate::metrics::PushOutcome;
 use crate::scrape::{self, Assembled};
 use crate::shard::{Busy, Op, Reply, Shard};
-use crate::store::{is_reserved_family, PushMode};
+use crate::store::{is_reserved_family, Life, PushMode};
 use crate::{openmetrics, proto, text};
 
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Per-push lifecycle override: `persistent`, `ttl` or `clear`.
+pub const LIFECYCLE_HEADER: &str = "x-ringgate-lifecycle";
+/// Per-push ttl (a duration such as `90s`); implies the ttl lifecycle unless the lifecycle
+/// header says otherwise.
+pub const TTL_HEADER: &str = "x-ringgate-ttl";
+/// Scraper identity for the clear lifecycle (also the `scraper` query parameter).
+pub const SCRAPER_HEADER: &str = "x-ringgate-scraper";
+
 /// What the connection should write back.
 pub enum Outcome {
     Respond(Response),
-    Scrape(Assembled),
+    Scrape(Scrape),
+}
+
+/// A scrape to write; once written whole, its clear groups are acknowledged to their owners.
+pub struct Scrape {
+    pub assembled: Assembled,
+    pub scraper: Box<str>,
+    /// Per shard: the clear groups (key, generation) this scrape carries.
+    pub clear: Vec<Vec<(GroupKey, u64)>>,
+    pub started: Instant,
+}
+
+/// After a scrape was written whole: tell every owner which clear groups it delivered.
+pub async fn acknowledge(shard: &Shard, scrape: Scrape) {
+    for (owner, items) in scrape.clear.into_iter().enumerate() {
+        if !items.is_empty() {
+            let _ = shard.call(owner, Op::Ack { scraper: scrape.scraper.clone(), items }).await;
+        }
+    }
 }
 
 pub fn unix_now() -> f64 {
@@ -39,10 +71,70 @@ pub async fn handle(shard: &Shard, req: Request) -> Outcome {
             if !get {
                 return method_not_allowed("GET, HEAD");
             }
-            match scrape_all(shard).await {
-                Ok(a) => Outcome::Scrape(a),
+            let scraper = req.query_param("scraper").or(req.header(SCRAPER_HEADER)).unwrap_or("default");
+            if scraper.len() > 128 {
+                return Outcome::Respond(Response::text(400, "scraper id longer than 128 bytes"));
+            }
+            match scrape_all(shard, scraper).await {
+                Ok(s) => Outcome::Scrape(s),
                 Err(Busy) => Outcome::Respond(busy()),
             }
+        }
+        "/api/v1/status" => {
+            if !get {
+                return method_not_allowed("GET, HEAD");
+            }
+            let groups = match shard.call_all(|| Op::Groups).await {
+                Ok(r) => r.into_iter().map(|r| if let Reply::Groups(g) = r { g.len() } else { 0 }).sum(),
+                Err(Busy) => return Outcome::Respond(busy()),
+            };
+            let body = jsonapi::status(&shard.config, shard.shared.start_time, groups);
+            Outcome::Respond(Response::new(200, "application/json", body))
+        }
+        "/api/v1/metrics" => {
+            if !get {
+                return method_not_allowed("GET, HEAD");
+            }
+            let mut all = Vec::new();
+            match shard.call_all(|| Op::Groups).await {
+                Ok(replies) => {
+                    for r in replies {
+                        if let Reply::Groups(g) = r {
+                            all.extend(g);
+                        }
+                    }
+                }
+                Err(Busy) => return Outcome::Respond(busy()),
+            }
+            Outcome::Respond(Response::new(200, "application/json", jsonapi::metrics(all)))
+        }
+        "/api/v1/admin/wipe" => {
+            if req.method != Method::Put {
+                return method_not_allowed("PUT");
+            }
+            if !shard.config.admin_api {
+                return Outcome::Respond(Response::text(
+                    403,
+                    "the admin API is not enabled (start with --web.enable-admin-api)",
+                ));
+            }
+            match shard.call_all(|| Op::Wipe).await {
+                Ok(_) => Outcome::Respond(Response::text(202, "")),
+                Err(Busy) => Outcome::Respond(busy()),
+            }
+        }
+        "/-/quit" => {
+            if !matches!(req.method, Method::Put | Method::Post) {
+                return method_not_allowed("PUT, POST");
+            }
+            if !shard.config.lifecycle_api {
+                return Outcome::Respond(Response::text(
+                    403,
+                    "the lifecycle API is not enabled (start with --web.enable-lifecycle)",
+                ));
+            }
+            shard.shared.stop.store(true, Ordering::SeqCst);
+            Outcome::Respond(Response::text(200, "Requesting termination... Goodbye!"))
         }
         "/-/healthy" | "/-/ready" => {
             if !get {
@@ -52,12 +144,18 @@ pub async fn handle(shard: &Shard, req: Request) -> Outcome {
         }
         p => {
             if let Some(rest) = p.strip_prefix("/metrics/") {
+                let started = Instant::now();
                 let resp = match req.method {
                     Method::Put => push(shard, req, rest, PushMode::Replace).await,
                     Method::Post => push(shard, req, rest, PushMode::Merge).await,
-                    Method::Delete => delete(shard, rest).await,
+                    Method::Delete => {
+                        shard.stats.deletes.set(shard.stats.deletes.get() + 1);
+                        return Outcome::Respond(delete(shard, rest).await);
+                    }
                     _ => return method_not_allowed("PUT, POST, DELETE"),
                 };
+                shard.stats.push(PushOutcome::from_status(resp.status));
+                shard.stats.push_duration.observe(started.elapsed().as_secs_f64());
                 return Outcome::Respond(resp);
             }
             Outcome::Respond(Response::text(404, format!("no such endpoint: {p}")))
@@ -65,16 +163,38 @@ pub async fn handle(shard: &Shard, req: Request) -> Outcome {
     }
 }
 
-async fn scrape_all(shard: &Shard) -> Result<Assembled, Busy> {
-    let replies = shard.call_all(|| Op::Snapshot).await?;
-    let snaps = replies
-        .into_iter()
-        .filter_map(|r| match r {
-            Reply::Snapshot(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    Ok(scrape::assemble(snaps))
+async fn scrape_all(shard: &Shard, scraper: &str) -> Result<Scrape, Busy> {
+    let started = Instant::now();
+    shard.shared.scrapers.seen(scraper, started);
+    let replies = shard.call_all(|| Op::Snapshot { scraper: scraper.into() }).await?;
+    let mut snaps = Vec::with_capacity(replies.len());
+    let mut clear = Vec::with_capacity(replies.len());
+    for r in replies {
+        if let Reply::Snapshot(mut s) = r {
+            clear.push(std::mem::take(&mut s.clear));
+            snaps.push(s);
+        }
+    }
+    Ok(Scrape { assembled: scrape::assemble(snaps), scraper: scraper.into(), clear, started })
+}
+
+/// The lifecycle a push asks for: its headers, else the server default.
+fn push_life(shard: &Shard, req: &Request) -> Result<Life, Response> {
+    let cfg = &shard.config;
+    let mut lifecycle = cfg.lifecycle;
+    let mut ttl = cfg.group_ttl;
+    if let Some(v) = req.header(TTL_HEADER) {
+        ttl = parse_duration(v).filter(|d| !d.is_zero()).ok_or_else(|| {
+            Response::text(400, format!("invalid {TTL_HEADER} header {v:?}: expected a duration such as 90s or 5m"))
+        })?;
+        lifecycle = Lifecycle::Ttl;
+    }
+    if let Some(v) = req.header(LIFECYCLE_HEADER) {
+        lifecycle = Lifecycle::parse(v.trim()).ok_or_else(|| {
+            Response::text(400, format!("invalid {LIFECYCLE_HEADER} header {v:?}: expected persistent, ttl or clear"))
+        })?;
+    }
+    Ok(Life { lifecycle, ttl })
 }
 
 async fn push(shard: &Shard, req: Request, rest: &str, mode: PushMode) -> Response {
@@ -84,6 +204,11 @@ async fn push(shard: &Shard, req: Request, rest: &str, mode: PushMode) -> Respon
     };
     let owner = key.shard(shard.shards);
     let now = unix_now();
+    shard.stats.received(req.body.len());
+    let life = match push_life(shard, &req) {
+        Ok(l) => l,
+        Err(resp) => return resp,
+    };
     let families = match parse_body(shard, &req, &key) {
         Ok(f) => f,
         Err(resp) => {
@@ -91,7 +216,7 @@ async fn push(shard: &Shard, req: Request, rest: &str, mode: PushMode) -> Respon
             return resp;
         }
     };
-    match shard.call(owner, Op::Push { key, families, mode, now }).await {
+    match shard.call(owner, Op::Push { key, families, mode, now, life }).await {
         Ok(Reply::Pushed(Ok(()))) => Response::text(200, ""),
         Ok(Reply::Pushed(Err(conflict))) => Response::text(400, format!("push rejected: {conflict}")),
         Ok(_) => Response::text(500, "unexpected reply from the owning shard"),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 use ringgate::config::{normalize_args, Config, Flags};
-use ringgate::{info, log, server};
+use ringgate::{info, log, server, sys, warn};
 
 fn main() -> ExitCode {
     let argv = normalize_args(std::env::args().skip(1));
@@ -40,6 +40,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     log::set_level(config.log_level);
+    // Before any shard thread exists, so that all of them inherit the mask.
+    sys::block_term_signals();
     let shards = config.shards;
     let running = match server::start(config) {
         Ok(r) => r,
@@ -49,6 +51,24 @@ fn main() -> ExitCode {
         }
     };
     info!("msg=\"ringgate {} listening\" address={} shards={shards}", env!("CARGO_PKG_VERSION"), running.addr);
+    for p in &running.restore_problems {
+        warn!("msg=\"persistence restore problem\" detail=\"{p}\"");
+    }
+    if running.restored_groups > 0 || !running.restore_problems.is_empty() {
+        info!("msg=\"restored groups from snapshot\" groups={}", running.restored_groups);
+    }
+    loop {
+        if let Some(sig) = sys::wait_signal(std::time::Duration::from_millis(200)) {
+            info!("msg=\"signal received; stopping\" signal={sig}");
+            running.stop();
+            break;
+        }
+        if running.stopping() {
+            info!("msg=\"quit requested; stopping\"");
+            break;
+        }
+    }
     running.join();
+    info!("msg=\"stopped\"");
     ExitCode::SUCCESS
 }

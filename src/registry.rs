@@ -110,3 +110,29 @@ mod tests {
         assert!(r.is_empty());
     }
 }
+
+/// The scrapers seen recently, by id: who must receive clear-lifecycle data when no
+/// `--clear.scrapers` list is configured.
+#[derive(Default)]
+pub struct Scrapers {
+    seen: Mutex<AHashMap<Box<str>, std::time::Instant>>,
+}
+
+impl Scrapers {
+    pub fn seen(&self, id: &str, now: std::time::Instant) {
+        let mut m = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get_mut(id) {
+            Some(t) => *t = now,
+            None => {
+                m.insert(id.into(), now);
+            }
+        }
+    }
+
+    /// Scrapers seen within `max_age` of `now`; older ones are forgotten.
+    pub fn active(&self, now: std::time::Instant, max_age: std::time::Duration) -> Vec<Box<str>> {
+        let mut m = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, t| now.saturating_duration_since(*t) <= max_age);
+        m.keys().cloned().collect()
+    }
+}

@@ -101,3 +101,53 @@ pub fn assemble(snapshots: Vec<ShardSnapshot>) -> Assembled {
     }
     out
 }
+
+impl Assembled {
+    /// Splits the parts into at most `n` consecutive runs of roughly equal bytes.
+    pub fn split(&self, n: usize) -> Vec<std::ops::Range<usize>> {
+        let target = (self.len / n.max(1)).max(1);
+        let mut out = Vec::with_capacity(n);
+        let (mut start, mut acc) = (0, 0);
+        for (i, p) in self.parts.iter().enumerate() {
+            acc += match p {
+                Part::Header(s, e) => e - s,
+                Part::Chunk(c) => c.samples.len(),
+            };
+            if acc >= target && out.len() + 1 < n {
+                out.push(start..i + 1);
+                start = i + 1;
+                acc = 0;
+            }
+        }
+        if start < self.parts.len() || out.is_empty() {
+            out.push(start..self.parts.len());
+        }
+        out
+    }
+
+    /// Compresses parts `range` into one gzip member.
+    pub fn gzip_range(&self, range: std::ops::Range<usize>, level: u32) -> Vec<u8> {
+        let slices = self.slices();
+        crate::decompress::gzip_member(&slices[range], level)
+    }
+}
+
+impl Assembled {
+    /// A second handle on the same output (header copied once, chunks reference counted).
+    pub fn share(&self) -> Assembled {
+        Assembled {
+            header: self.header.clone(),
+            parts: self
+                .parts
+                .iter()
+                .map(|p| match p {
+                    Part::Header(s, e) => Part::Header(*s, *e),
+                    Part::Chunk(c) => Part::Chunk(c.clone()),
+                })
+                .collect(),
+            len: self.len,
+            families: self.families,
+            dropped: self.dropped,
+        }
+    }
+}

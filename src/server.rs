@@ -1,37 +1,64 @@
-//! Startup and the accept loops: one glommio executor per shard, each pinned to a CPU and
-//! accepting on the same address through SO_REUSEPORT.
+//! Startup, the per-shard tasks and shutdown.
+//!
+//! One glommio executor per shard, each pinned to a CPU and accepting on the same address
+//! through SO_REUSEPORT. Besides its connections each shard runs one expiry timer task (over
+//! its ordered deadline index) and, with `--persistence.file`, one snapshot writer task.
+//!
+//! Startup: snapshot files are read before any shard accepts; each shard restores the groups
+//! it owns. Shutdown (SIGTERM/SIGINT, `/-/quit`, or [`Running::stop`]): every shard stops
+//! accepting, waits (bounded) for the requests in flight, waits for the other shards to get
+//! there too (they may still need it to apply a push), writes its snapshot, and exits.
 
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use futures_lite::AsyncWriteExt;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
-use crate::api::{self, Outcome, EXPOSITION_CONTENT_TYPE};
+use crate::api::{self, unix_now, Outcome, EXPOSITION_CONTENT_TYPE};
 use crate::config::Config;
 use crate::http::{Conn, Limits, Method, Response};
-use crate::registry::Registry;
-use crate::shard::Shard;
+use crate::persist;
+use crate::shard::{Shard, Shared};
+use crate::store::RestoredGroup;
 use crate::sys::PortReservation;
+
+/// How long a stopping shard waits for requests in flight.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// The expiry timer never sleeps longer than this, so a deadline set by a push after the
+/// timer went to sleep is still honoured well within a second.
+const EXPIRY_TICK: Duration = Duration::from_millis(200);
+/// gzip level for scrapes: fast; text metrics compress well even so.
+const SCRAPE_GZIP_LEVEL: u32 = 1;
+/// Bytes per gzip member compressed by one blocking thread.
+const GZIP_PART: usize = 16 << 20;
 
 /// A started gateway.
 pub struct Running {
     pub addr: SocketAddr,
     pub shards: usize,
-    stop: Arc<AtomicBool>,
+    pub shared: Arc<Shared>,
+    /// Problems met while restoring the snapshot files.
+    pub restore_problems: Vec<String>,
+    pub restored_groups: usize,
     handles: Option<glommio::PoolThreadHandles<()>>,
 }
 
 impl Running {
-    /// Asks every shard to stop accepting.
+    /// Asks every shard to stop: stop accepting, drain, flush, exit.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
     }
 
     /// Waits for every shard to finish.
@@ -44,25 +71,40 @@ impl Running {
 
 /// Starts every shard and returns once all of them accept connections.
 pub fn start(config: Config) -> io::Result<Running> {
+    let shards = config.shards;
+    let mut restore_problems = Vec::new();
+    let mut per_shard: Vec<Vec<RestoredGroup>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut restored_groups = 0;
+    if let Some(base) = &config.persistence_file {
+        let r = persist::restore(base);
+        restore_problems = r.problems;
+        restored_groups = r.groups.len();
+        for g in r.groups {
+            let owner = g.key.shard(shards);
+            per_shard[owner].push(g);
+        }
+    }
+    let restored = Arc::new(Mutex::new(per_shard));
     let reservation = PortReservation::new(config.listen)?;
     let addr = reservation.addr;
-    let shards = config.shards;
     let config = Arc::new(config);
-    let registry = Arc::new(Registry::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared::new());
+    let drained = Arc::new(AtomicUsize::new(0));
     let mesh = MeshBuilder::full(shards, 1024);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let placement = if config.pin { PoolPlacement::MaxSpread(shards, None) } else { PoolPlacement::Unbound(shards) };
     let handles = {
-        let stop = stop.clone();
+        let shared = shared.clone();
         LocalExecutorPoolBuilder::new(placement)
             .name("ringgate-shard")
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(shards.max(2)))
             .on_all_shards(move || {
                 let config = config.clone();
-                let registry = registry.clone();
-                let stop = stop.clone();
+                let shared = shared.clone();
                 let mesh = mesh.clone();
                 let ready = ready_tx.clone();
+                let restored = restored.clone();
+                let drained = drained.clone();
                 async move {
                     let (senders, receivers) = match mesh.join().await {
                         Ok(sr) => sr,
@@ -72,8 +114,10 @@ pub fn start(config: Config) -> io::Result<Running> {
                         }
                     };
                     let id = senders.peer_id();
-                    let shard = Rc::new(Shard::new(id, config, registry, Some(senders)));
+                    let shard = Rc::new(Shard::new(id, config, shared, Some(senders)));
                     shard.spawn_receivers(receivers);
+                    let mine = std::mem::take(&mut restored.lock().unwrap_or_else(|p| p.into_inner())[id]);
+                    restore_into(&shard, mine);
                     let listener = match TcpListener::bind(addr) {
                         Ok(l) => l,
                         Err(e) => {
@@ -81,9 +125,14 @@ pub fn start(config: Config) -> io::Result<Running> {
                             return;
                         }
                     };
+                    glommio::spawn_local(expiry_task(shard.clone())).detach();
+                    if shard.config.persistence_file.is_some() {
+                        glommio::spawn_local(persistence_task(shard.clone())).detach();
+                    }
                     let _ = ready.send(Ok(()));
                     drop(ready);
-                    accept_loop(shard, listener, stop).await;
+                    accept_loop(shard.clone(), listener).await;
+                    shutdown(&shard, &drained).await;
                 }
             })
             .map_err(|e| io::Error::other(format!("cannot start shard executors: {e}")))?
@@ -96,16 +145,97 @@ pub fn start(config: Config) -> io::Result<Running> {
         }
     }
     drop(reservation);
-    Ok(Running { addr, shards, stop, handles: Some(handles) })
+    Ok(Running { addr, shards, shared, restore_problems, restored_groups, handles: Some(handles) })
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, stop: Arc<AtomicBool>) {
+fn restore_into(shard: &Shard, groups: Vec<RestoredGroup>) {
+    let now_wall = unix_now();
+    let now = Instant::now();
+    let mut store = shard.store.borrow_mut();
+    for g in groups {
+        let deadline = match g.expires_at {
+            // Expired while the gateway was down.
+            Some(t) if t <= now_wall => continue,
+            Some(t) => Some(now + Duration::from_secs_f64(t - now_wall)),
+            None => None,
+        };
+        let key = g.key.to_string();
+        if !store.restore(g, deadline) {
+            crate::warn!("msg=\"restored group skipped: its types conflict with another group\" group={key}");
+        }
+    }
+    // Restored state is what is on disk already.
+    store.version = 0;
+}
+
+/// Drops expired groups on time: sleeps until the next deadline, at most one tick.
+async fn expiry_task(shard: Rc<Shard>) {
+    loop {
+        let next = shard.store.borrow_mut().expire(Instant::now());
+        let nap = next.map_or(EXPIRY_TICK, |d| d.saturating_duration_since(Instant::now()).min(EXPIRY_TICK));
+        glommio::timer::sleep(nap.max(Duration::from_millis(1))).await;
+    }
+}
+
+/// Writes this shard's snapshot every `--persistence.interval` when something changed.
+async fn persistence_task(shard: Rc<Shard>) {
+    let mut written = 0u64;
+    loop {
+        glommio::timer::sleep(shard.config.persistence_interval).await;
+        if shard.store.borrow().version != written {
+            written = write_snapshot(&shard).await.unwrap_or(written);
+        }
+    }
+}
+
+/// Writes the snapshot on a blocking thread; returns the store version written.
+async fn write_snapshot(shard: &Shard) -> Option<u64> {
+    let base = shard.config.persistence_file.clone()?;
+    let (version, groups) = shard.persist_view();
+    let (id, shards) = (shard.id, shard.shards);
+    let result = glommio::executor().spawn_blocking(move || persist::write(&base, id, shards, &groups)).await;
+    match result {
+        Ok(_) => {
+            shard.stats.persist_ok.set(shard.stats.persist_ok.get() + 1);
+            Some(version)
+        }
+        Err(e) => {
+            shard.stats.persist_failed.set(shard.stats.persist_failed.get() + 1);
+            crate::error!("msg=\"cannot write snapshot; still serving\" shard={id} err=\"{e}\"");
+            None
+        }
+    }
+}
+
+async fn shutdown(shard: &Shard, drained: &AtomicUsize) {
+    let until = Instant::now() + DRAIN_LIMIT;
+    while shard.in_flight.get() > 0 && Instant::now() < until {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    // Other shards may still hand this one pushes for its groups: wait until all are drained.
+    drained.fetch_add(1, Ordering::SeqCst);
+    let until = Instant::now() + DRAIN_LIMIT;
+    while drained.load(Ordering::SeqCst) < shard.shards && Instant::now() < until {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    if shard.config.persistence_file.is_some() && shard.store.borrow().version != 0 {
+        write_snapshot(shard).await;
+    }
+    // Everyone flushed before any executor goes away (a peer's mesh must stay alive for it).
+    drained.fetch_add(1, Ordering::SeqCst);
+    let until = Instant::now() + DRAIN_LIMIT;
+    while drained.load(Ordering::SeqCst) < 2 * shard.shards && Instant::now() < until {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     let open = Rc::new(Cell::new(0usize));
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             loop {
-                glommio::timer::sleep(Duration::from_millis(100)).await;
-                if stop.load(Ordering::Relaxed) {
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                if shard.shared.stop.load(Ordering::Relaxed) {
                     return None;
                 }
             }
@@ -115,7 +245,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, stop: Arc<AtomicBo
             None => break,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                crate::warn!("shard {}: accept failed: {e}", shard.id);
+                crate::warn!("msg=\"accept failed\" shard={} err=\"{e}\"", shard.id);
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -151,6 +281,9 @@ async fn serve(shard: &Shard, stream: TcpStream) {
     };
     let mut conn = Conn::new(stream);
     loop {
+        if shard.shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
         let req = match conn.read_request(&limits).await {
             Ok(r) => r,
             Err(e) => {
@@ -160,25 +293,90 @@ async fn serve(shard: &Shard, stream: TcpStream) {
                 return;
             }
         };
+        shard.in_flight.set(shard.in_flight.get() + 1);
         let head_only = req.method == Method::Head;
-        let keep_alive = req.keep_alive;
+        // Once stopping, answer what was asked and close.
+        let keep_alive = req.keep_alive && !shard.shared.stop.load(Ordering::Relaxed);
+        let gzip = req.accept_gzip;
         let written = match api::handle(shard, req).await {
             Outcome::Respond(resp) => conn.respond(&resp, head_only, keep_alive).await,
-            Outcome::Scrape(a) => {
-                let resp = Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new());
-                let head = resp.head(a.len, keep_alive);
-                if head_only {
-                    futures_lite::AsyncWriteExt::write_all(&mut conn.stream, &head).await
+            Outcome::Scrape(s) => {
+                let result = if head_only {
+                    let head =
+                        Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(s.assembled.len, keep_alive);
+                    conn.stream.write_all(&head).await
+                } else if gzip {
+                    write_gzip(shard, &mut conn, &s.assembled, keep_alive).await
                 } else {
-                    let mut slices = Vec::with_capacity(1 + a.families * 2);
+                    let head =
+                        Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(s.assembled.len, keep_alive);
+                    let mut slices = Vec::with_capacity(1 + s.assembled.families * 2);
                     slices.push(&head[..]);
-                    slices.extend(a.slices());
-                    conn.write_vectored_all(&slices).await
+                    slices.extend(s.assembled.slices());
+                    let r = conn.write_vectored_all(&slices).await;
+                    if r.is_ok() {
+                        shard.stats.sent(s.assembled.len);
+                    }
+                    r
+                };
+                if result.is_ok() && !head_only {
+                    shard.stats.scrapes_ok.set(shard.stats.scrapes_ok.get() + 1);
+                    shard.stats.scrape_duration.observe(s.started.elapsed().as_secs_f64());
+                    api::acknowledge(shard, s).await;
+                } else if result.is_err() {
+                    shard.stats.scrapes_failed.set(shard.stats.scrapes_failed.get() + 1);
                 }
+                result
             }
         };
+        shard.in_flight.set(shard.in_flight.get() - 1);
         if written.is_err() || !keep_alive {
             return;
         }
     }
+}
+
+/// Sends the scrape gzip-compressed, as concatenated gzip members in a chunked body: parts
+/// are compressed on blocking threads in parallel while earlier ones are being written.
+async fn write_gzip(
+    shard: &Shard,
+    conn: &mut Conn,
+    assembled: &crate::scrape::Assembled,
+    keep_alive: bool,
+) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {EXPOSITION_CONTENT_TYPE}\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
+    );
+    if !keep_alive {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    conn.stream.write_all(head.as_bytes()).await?;
+    // SAFETY-free sharing: the blocking threads need 'static data, so hand them an Arc of
+    // the assembled scrape (reference counts only; no bytes are copied).
+    let shared = Arc::new(assembled.share());
+    let parts = shared.split(assembled.len / GZIP_PART + 1);
+    let parallel = shard.shards.max(2);
+    let mut queue = std::collections::VecDeque::new();
+    let mut next = 0;
+    let mut sent = 0usize;
+    while next < parts.len() || !queue.is_empty() {
+        while queue.len() < parallel && next < parts.len() {
+            let a = shared.clone();
+            let range = parts[next].clone();
+            queue.push_back(glommio::spawn_local(async move {
+                glommio::executor().spawn_blocking(move || a.gzip_range(range, SCRAPE_GZIP_LEVEL)).await
+            }));
+            next += 1;
+        }
+        let member = queue.pop_front().expect("queue is not empty").await;
+        let mut chunk = format!("{:x}\r\n", member.len()).into_bytes();
+        chunk.extend_from_slice(&member);
+        chunk.extend_from_slice(b"\r\n");
+        conn.stream.write_all(&chunk).await?;
+        sent += member.len();
+    }
+    conn.stream.write_all(b"0\r\n\r\n").await?;
+    shard.stats.sent(sent);
+    Ok(())
 }

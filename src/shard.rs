@@ -13,25 +13,68 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 
-use crate::config::Config;
+use crate::config::{Config, Lifecycle};
 use crate::expo::RenderedFamily;
 use crate::grouping::GroupKey;
-use crate::registry::{Registry, TypeConflict};
-use crate::store::{PushMode, ShardSnapshot, Store};
+use crate::metrics::Stats;
+use crate::persist::PersistGroup;
+use crate::registry::{Registry, Scrapers, TypeConflict};
+use crate::store::{Life, PushMode, ShardSnapshot, Store};
+
+/// State every shard shares: the family-type registry, the scrapers seen, and the stop flags.
+pub struct Shared {
+    pub registry: Arc<Registry>,
+    pub scrapers: Scrapers,
+    /// Set by SIGTERM/SIGINT or /-/quit: stop accepting, drain, flush, exit.
+    pub stop: AtomicBool,
+    pub start_time: f64,
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        Shared {
+            registry: Arc::new(Registry::default()),
+            scrapers: Scrapers::default(),
+            stop: AtomicBool::new(false),
+            start_time: crate::api::unix_now(),
+        }
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new()
+    }
+}
 
 /// Work for the owning shard.
 pub enum Op {
-    Push { key: GroupKey, families: Vec<RenderedFamily>, mode: PushMode, now: f64 },
+    Push { key: GroupKey, families: Vec<RenderedFamily>, mode: PushMode, now: f64, life: Life },
     Failure { key: GroupKey, now: f64 },
     Delete { key: GroupKey },
-    Snapshot,
+    Snapshot { scraper: Box<str> },
+    Ack { scraper: Box<str>, items: Vec<(GroupKey, u64)> },
     Wipe,
+    Groups,
+}
+
+/// One group as the JSON API shows it.
+pub struct GroupView {
+    pub key: GroupKey,
+    pub families: Vec<Arc<RenderedFamily>>,
+    pub push_time: f64,
+    pub failure_time: f64,
+    pub lifecycle: Lifecycle,
+    pub ttl: Duration,
+    pub shard: usize,
 }
 
 pub enum Reply {
@@ -39,6 +82,7 @@ pub enum Reply {
     Done,
     Snapshot(ShardSnapshot),
     Wiped(usize),
+    Groups(Vec<GroupView>),
 }
 
 pub enum Msg {
@@ -54,23 +98,28 @@ pub struct Shard {
     pub id: usize,
     pub shards: usize,
     pub config: Arc<Config>,
-    pub registry: Arc<Registry>,
+    pub shared: Arc<Shared>,
     pub store: RefCell<Store>,
     pub bump: RefCell<bumpalo::Bump>,
+    pub stats: Stats,
+    /// Requests being handled (not idle keep-alive connections): drained before exit.
+    pub in_flight: Cell<usize>,
     senders: Option<Senders<Msg>>,
     pending: RefCell<AHashMap<u64, LocalSender<Reply>>>,
     next_id: Cell<u64>,
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Arc<Config>, registry: Arc<Registry>, senders: Option<Senders<Msg>>) -> Shard {
+    pub fn new(id: usize, config: Arc<Config>, shared: Arc<Shared>, senders: Option<Senders<Msg>>) -> Shard {
         Shard {
             id,
             shards: config.shards,
-            store: RefCell::new(Store::new(registry.clone())),
+            store: RefCell::new(Store::new(shared.registry.clone(), config.clear_max_age)),
             config,
-            registry,
+            shared,
             bump: RefCell::new(bumpalo::Bump::new()),
+            stats: Stats::default(),
+            in_flight: Cell::new(0),
             senders,
             pending: RefCell::new(AHashMap::new()),
             next_id: Cell::new(0),
@@ -107,7 +156,9 @@ impl Shard {
     pub fn handle(&self, op: Op) -> Reply {
         let mut store = self.store.borrow_mut();
         match op {
-            Op::Push { key, families, mode, now } => Reply::Pushed(store.push(key, families, mode, now)),
+            Op::Push { key, families, mode, now, life } => {
+                Reply::Pushed(store.push(key, families, mode, now, life, Instant::now()))
+            }
             Op::Failure { key, now } => {
                 store.record_failure(&key, now);
                 Reply::Done
@@ -116,11 +167,60 @@ impl Shard {
                 store.delete(&key);
                 Reply::Done
             }
-            Op::Snapshot => Reply::Snapshot(store.snapshot()),
+            Op::Snapshot { scraper } => {
+                let mut snap = store.snapshot(&scraper);
+                let own = self.stats.render(self.id, store.len(), store.bytes(), &store.removals);
+                snap.families.extend(own.into_iter().map(|f| vec![f]));
+                snap.families.sort_by(|a, b| a[0].name.cmp(&b[0].name));
+                Reply::Snapshot(snap)
+            }
+            Op::Ack { scraper, items } => {
+                let required: Vec<Box<str>> = if self.config.clear_scrapers.is_empty() {
+                    self.shared.scrapers.active(Instant::now(), self.config.clear_max_age)
+                } else {
+                    self.config.clear_scrapers.iter().map(|s| s.as_str().into()).collect()
+                };
+                store.ack(&scraper, &items, |taken| required.iter().all(|r| taken.contains(r)));
+                Reply::Done
+            }
             Op::Wipe => Reply::Wiped(store.wipe()),
+            Op::Groups => Reply::Groups(
+                store
+                    .groups()
+                    .map(|g| GroupView {
+                        key: g.key.clone(),
+                        families: g.families.values().cloned().collect(),
+                        push_time: g.push_time,
+                        failure_time: g.failure_time,
+                        lifecycle: g.lifecycle,
+                        ttl: g.ttl,
+                        shard: self.id,
+                    })
+                    .collect(),
+            ),
         }
     }
 
+    /// What the persistence writer needs, gathered without copying rendered bytes.
+    pub fn persist_view(&self) -> (u64, Vec<PersistGroup>) {
+        let store = self.store.borrow();
+        let now_wall = crate::api::unix_now();
+        let now = Instant::now();
+        let groups = store
+            .groups()
+            .map(|g| PersistGroup {
+                key: g.key.clone(),
+                families: g.families.values().cloned().collect(),
+                push_time: g.push_time,
+                failure_time: g.failure_time,
+                lifecycle: g.lifecycle,
+                ttl: g.ttl,
+                expires_at: g.deadline.map(|d| now_wall + d.saturating_duration_since(now).as_secs_f64()),
+                taken_by: g.taken_by.clone(),
+            })
+            .collect();
+        (store.version, groups)
+    }
     /// Serves the mesh: one task per peer, answering requests and completing replies.
     pub fn spawn_receivers(self: &Rc<Self>, mut receivers: Receivers<Msg>) {
         for (_peer, stream) in receivers.streams() {

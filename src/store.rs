@@ -1,18 +1,27 @@
 //! One shard's groups. Owned by exactly one executor thread: no lock, only `&mut self`.
 //!
-//! Two views of the same `Arc`ed rendered families are kept in step:
-//! - `groups`: grouping key -> the group's families and push times (push, delete, APIs);
+//! Views of the same `Arc`ed rendered families are kept in step:
+//! - `groups`: grouping key -> the group's families, push times and lifecycle;
 //! - `index`: family name -> grouping key -> rendered family (scrape order: families sorted
-//!   by name, groups sorted by key within a family).
+//!   by name, groups sorted by key within a family);
+//! - `deadlines`: the ordered expiry index of ttl groups and of clear groups nobody took.
 //!
 //! A scrape takes a [`ShardSnapshot`] (reference counts, no byte copies) between two pushes,
 //! so it sees every group either wholly before or wholly after any change.
+//!
+//! Clear-after-scrape: every push gives a group a new generation. A scrape lists the clear
+//! groups (key and generation) it was given; only once its response has been written whole
+//! does the scraper acknowledge them ([`Store::ack`]). A group is dropped when every required
+//! scraper acknowledged its current generation; a push that landed meanwhile has a newer
+//! generation, so its data stays for the next scrape.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
 
+use crate::config::Lifecycle;
 use crate::expo::{FamilyRenderer, MetricType, RenderedFamily, SampleRole};
 use crate::grouping::GroupKey;
 use crate::registry::{Registry, TypeConflict};
@@ -24,7 +33,7 @@ const PUSH_FAILURE_TIME_HELP: &str = "Last Unix time when changing this group in
 
 /// Families a client may not push: the gateway writes them itself.
 pub fn is_reserved_family(name: &str) -> bool {
-    name == PUSH_TIME || name == PUSH_FAILURE_TIME
+    name == PUSH_TIME || name == PUSH_FAILURE_TIME || name.starts_with(crate::metrics::PREFIX)
 }
 
 pub struct Group {
@@ -34,26 +43,23 @@ pub struct Group {
     pub failure_time: f64,
     /// Rendered bytes of `families` (the two push-time gauges not included).
     pub bytes: usize,
+    pub lifecycle: Lifecycle,
+    /// The ttl of a ttl group.
+    pub ttl: Duration,
+    /// When a ttl group expires, or a clear group nobody took is dropped.
+    pub deadline: Option<Instant>,
+    /// Changes on every push; acknowledgements name the generation they saw.
+    pub generation: u64,
+    /// Scrapers that received the current generation of a clear group.
+    pub taken_by: Vec<Box<str>>,
 }
 
 /// What a scrape needs from one shard: its families in name order, each with its groups'
-/// rendered chunks in key order.
+/// rendered chunks in key order, and the clear groups it will acknowledge once written.
 #[derive(Default)]
 pub struct ShardSnapshot {
     pub families: Vec<Vec<Arc<RenderedFamily>>>,
-}
-
-impl ShardSnapshot {
-    pub fn bytes(&self) -> usize {
-        self.families.iter().flatten().map(|f| f.samples.len()).sum()
-    }
-}
-
-pub struct Store {
-    groups: AHashMap<GroupKey, Group>,
-    index: BTreeMap<Box<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
-    bytes: usize,
-    registry: Arc<Registry>,
+    pub clear: Vec<(GroupKey, u64)>,
 }
 
 /// How a push changes a group.
@@ -65,9 +71,51 @@ pub enum PushMode {
     Merge,
 }
 
+/// How long a pushed group lives, as the push asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Life {
+    pub lifecycle: Lifecycle,
+    pub ttl: Duration,
+}
+
+/// Why groups left the store without a DELETE.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Removals {
+    pub ttl_expired: u64,
+    pub clear_scraped: u64,
+    pub clear_unscraped: u64,
+    pub wiped: u64,
+}
+
+pub struct Store {
+    groups: AHashMap<GroupKey, Group>,
+    index: BTreeMap<Box<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
+    deadlines: BTreeSet<(Instant, GroupKey)>,
+    bytes: usize,
+    next_generation: u64,
+    /// Clear groups some scraper already took: scrapes must filter while this is non-zero.
+    taken: usize,
+    clear_max_age: Duration,
+    registry: Arc<Registry>,
+    pub removals: Removals,
+    /// Bumped on every change; persistence writes only when it moved.
+    pub version: u64,
+}
+
 impl Store {
-    pub fn new(registry: Arc<Registry>) -> Store {
-        Store { groups: AHashMap::new(), index: BTreeMap::new(), bytes: 0, registry }
+    pub fn new(registry: Arc<Registry>, clear_max_age: Duration) -> Store {
+        Store {
+            groups: AHashMap::new(),
+            index: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            bytes: 0,
+            next_generation: 1,
+            taken: 0,
+            clear_max_age,
+            registry,
+            removals: Removals::default(),
+            version: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -86,6 +134,10 @@ impl Store {
         self.groups.contains_key(key)
     }
 
+    pub fn get(&self, key: &GroupKey) -> Option<&Group> {
+        self.groups.get(key)
+    }
+
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.groups.values()
     }
@@ -97,6 +149,8 @@ impl Store {
         families: Vec<RenderedFamily>,
         mode: PushMode,
         now: f64,
+        life: Life,
+        clock: Instant,
     ) -> Result<(), TypeConflict> {
         let old = self.groups.get(&key);
         let removed: Vec<(Box<str>, MetricType)> = match (old, mode) {
@@ -114,12 +168,20 @@ impl Store {
         }
         drop(added);
         drop(removed_refs);
+        self.version += 1;
+        let generation = self.next_generation;
+        self.next_generation += 1;
         let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
             key: key.clone(),
             families: BTreeMap::new(),
             push_time: 0.0,
             failure_time: 0.0,
             bytes: 0,
+            lifecycle: life.lifecycle,
+            ttl: life.ttl,
+            deadline: None,
+            generation,
+            taken_by: Vec::new(),
         });
         for (name, _) in &removed {
             if let Some(f) = group.families.remove(name) {
@@ -140,6 +202,24 @@ impl Store {
             }
         }
         group.push_time = now;
+        group.generation = generation;
+        if !group.taken_by.is_empty() {
+            group.taken_by.clear();
+            self.taken -= 1;
+        }
+        group.lifecycle = life.lifecycle;
+        group.ttl = life.ttl;
+        let deadline = match life.lifecycle {
+            Lifecycle::Persistent => None,
+            Lifecycle::Ttl => Some(clock + life.ttl),
+            Lifecycle::Clear => Some(clock + self.clear_max_age),
+        };
+        if let Some(old) = std::mem::replace(&mut group.deadline, deadline) {
+            self.deadlines.remove(&(old, key.clone()));
+        }
+        if let Some(d) = deadline {
+            self.deadlines.insert((d, key.clone()));
+        }
         self.render_times(&key);
         Ok(())
     }
@@ -148,6 +228,7 @@ impl Store {
     pub fn record_failure(&mut self, key: &GroupKey, now: f64) {
         if let Some(g) = self.groups.get_mut(key) {
             g.failure_time = now;
+            self.version += 1;
             self.render_times(key);
         }
     }
@@ -163,21 +244,133 @@ impl Store {
         }
         unindex(&mut self.index, PUSH_TIME, key);
         unindex(&mut self.index, PUSH_FAILURE_TIME, key);
+        if let Some(d) = g.deadline {
+            self.deadlines.remove(&(d, key.clone()));
+        }
+        if !g.taken_by.is_empty() {
+            self.taken -= 1;
+        }
         self.bytes -= g.bytes;
+        self.version += 1;
         true
     }
 
-    /// Removes every group of this shard.
+    /// Removes every group of this shard at once: one registry update, maps dropped whole.
     pub fn wipe(&mut self) -> usize {
-        let keys: Vec<GroupKey> = self.groups.keys().cloned().collect();
-        for k in &keys {
-            self.delete(k);
-        }
-        keys.len()
+        let n = self.groups.len();
+        let removed: Vec<(&str, MetricType)> =
+            self.groups.values().flat_map(|g| g.families.values().map(|f| (&*f.name, f.mtype))).collect();
+        let _ = self.registry.replace(&removed, &[]);
+        drop(removed);
+        self.groups = AHashMap::new();
+        self.index = BTreeMap::new();
+        self.deadlines = BTreeSet::new();
+        self.bytes = 0;
+        self.taken = 0;
+        self.removals.wiped += n as u64;
+        self.version += 1;
+        n
     }
 
-    pub fn snapshot(&self) -> ShardSnapshot {
-        ShardSnapshot { families: self.index.values().map(|groups| groups.values().cloned().collect()).collect() }
+    /// Drops the groups whose deadline passed; returns when the next one is due.
+    pub fn expire(&mut self, clock: Instant) -> Option<Instant> {
+        while let Some((d, key)) = self.deadlines.first().cloned() {
+            if d > clock {
+                return Some(d);
+            }
+            let clear = self.groups.get(&key).is_some_and(|g| g.lifecycle == Lifecycle::Clear);
+            self.delete(&key);
+            if clear {
+                self.removals.clear_unscraped += 1;
+            } else {
+                self.removals.ttl_expired += 1;
+            }
+        }
+        None
+    }
+
+    /// A snapshot for `scraper`: clear groups it already took are left out.
+    pub fn snapshot(&self, scraper: &str) -> ShardSnapshot {
+        let hide = |key: &GroupKey| {
+            self.taken > 0 && self.groups.get(key).is_some_and(|g| g.taken_by.iter().any(|s| &**s == scraper))
+        };
+        let mut families = Vec::with_capacity(self.index.len());
+        for groups in self.index.values() {
+            let chunks: Vec<Arc<RenderedFamily>> =
+                groups.iter().filter(|(k, _)| !hide(k)).map(|(_, f)| f.clone()).collect();
+            if !chunks.is_empty() {
+                families.push(chunks);
+            }
+        }
+        let clear = self
+            .groups
+            .values()
+            .filter(|g| g.lifecycle == Lifecycle::Clear && !g.taken_by.iter().any(|s| &**s == scraper))
+            .map(|g| (g.key.clone(), g.generation))
+            .collect();
+        ShardSnapshot { families, clear }
+    }
+
+    /// `scraper` received these clear groups whole. A group goes once `done` says every
+    /// required scraper has it; a newer generation (pushed meanwhile) is kept.
+    pub fn ack(&mut self, scraper: &str, items: &[(GroupKey, u64)], done: impl Fn(&[Box<str>]) -> bool) {
+        for (key, generation) in items {
+            let Some(g) = self.groups.get_mut(key) else { continue };
+            if g.generation != *generation || g.lifecycle != Lifecycle::Clear {
+                continue;
+            }
+            if !g.taken_by.iter().any(|s| &**s == scraper) {
+                if g.taken_by.is_empty() {
+                    self.taken += 1;
+                }
+                g.taken_by.push(scraper.into());
+            }
+            if done(&g.taken_by) {
+                self.delete(key);
+                self.removals.clear_scraped += 1;
+            }
+        }
+    }
+
+    /// Puts back a group read from a snapshot file. `deadline` is already converted to this
+    /// process' clock. Refused (false) when its types conflict with groups already restored.
+    pub fn restore(&mut self, r: RestoredGroup, deadline: Option<Instant>) -> bool {
+        let added: Vec<(&str, MetricType)> = r.families.iter().map(|f| (&*f.name, f.mtype)).collect();
+        if self.groups.contains_key(&r.key) || self.registry.replace(&[], &added).is_err() {
+            return false;
+        }
+        drop(added);
+        let key = r.key.clone();
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let mut group = Group {
+            key: key.clone(),
+            families: BTreeMap::new(),
+            push_time: r.push_time,
+            failure_time: r.failure_time,
+            bytes: 0,
+            lifecycle: r.lifecycle,
+            ttl: r.ttl,
+            deadline,
+            generation,
+            taken_by: r.taken_by,
+        };
+        for f in r.families {
+            let f = Arc::new(f);
+            group.bytes += f.samples.len();
+            self.index.entry(f.name.clone()).or_default().insert(key.clone(), f.clone());
+            group.families.insert(f.name.clone(), f);
+        }
+        self.bytes += group.bytes;
+        if !group.taken_by.is_empty() {
+            self.taken += 1;
+        }
+        if let Some(d) = deadline {
+            self.deadlines.insert((d, key.clone()));
+        }
+        self.groups.insert(key.clone(), group);
+        self.render_times(&key);
+        true
     }
 
     fn render_times(&mut self, key: &GroupKey) {
@@ -194,6 +387,19 @@ impl Store {
             self.index.entry(name.into()).or_default().insert(key.clone(), Arc::new(f));
         }
     }
+}
+
+/// A group as persisted: everything but the in-process clock.
+pub struct RestoredGroup {
+    pub key: GroupKey,
+    pub families: Vec<RenderedFamily>,
+    pub push_time: f64,
+    pub failure_time: f64,
+    pub lifecycle: Lifecycle,
+    pub ttl: Duration,
+    /// Unix time at which the group expires, if it does.
+    pub expires_at: Option<f64>,
+    pub taken_by: Vec<Box<str>>,
 }
 
 fn unindex(index: &mut BTreeMap<Box<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>, name: &str, key: &GroupKey) {

@@ -142,3 +142,31 @@ pub fn memlock_limit() -> u64 {
         r.rlim_cur as u64
     }
 }
+
+fn term_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        set
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in this thread and every thread it starts afterwards, so that
+/// [`wait_signal`] receives them instead of the default action killing the process.
+pub fn block_term_signals() {
+    let set = term_signals();
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// Waits up to `timeout` for SIGTERM or SIGINT; returns the signal number.
+pub fn wait_signal(timeout: std::time::Duration) -> Option<i32> {
+    let set = term_signals();
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    // SAFETY: `set` and `ts` are valid for the call; no siginfo is requested.
+    let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+    (r > 0).then_some(r)
+}
