@@ -133,13 +133,25 @@ pub fn escape_help(v: &str) -> String {
     out
 }
 
-/// Validates a float as the exposition format writes it (Go's ParseFloat forms that Rust
-/// also reads: decimals, exponents, `NaN`, `+Inf`, `-Inf`).
+/// Validates a float as the exposition format writes it: what both Go's `ParseFloat` (as
+/// Prometheus' text parsers call it) and Rust read: decimals, exponents, `NaN`, `Inf`,
+/// `Infinity`, signed or not, in any case.
+///
+/// Rust reads two things Go refuses, and a scrape with either fails in Prometheus as a whole:
+/// a signed NaN (`+NaN`, `-nan`), and a literal beyond the largest float (`1e400`), which Rust
+/// rounds to infinity and Go reports as out of range.
 pub fn valid_float(v: &[u8]) -> bool {
-    match std::str::from_utf8(v) {
-        Ok(s) => !s.is_empty() && s.parse::<f64>().is_ok(),
-        Err(_) => false,
+    let Ok(s) = std::str::from_utf8(v) else { return false };
+    let Ok(f) = s.parse::<f64>() else { return false };
+    if f.is_finite() {
+        return true;
     }
+    let unsigned = s.strip_prefix(['+', '-']);
+    if f.is_nan() {
+        return unsigned.is_none();
+    }
+    let word = unsigned.unwrap_or(s);
+    word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("infinity")
 }
 
 /// Which sample names and labels a family of a given type admits.

@@ -5,11 +5,19 @@
 //! nothing is allocated on the heap per sample. Each family is then rendered once by
 //! [`FamilyRenderer`], with the grouping labels merged in.
 //!
-//! Accepted beyond the strict grammar, as Prometheus' own parser does: blank lines, comments
-//! that are not HELP/TYPE, spaces and tabs between tokens, a trailing comma in a label set,
-//! samples of one family that are not contiguous. Also accepted: CRLF line ends (the `\r` is
-//! dropped). Refused: sample timestamps (a pushed sample is stamped by the scrape), `__`
-//! label names, anything else the format does not allow.
+//! Accepted beyond the strict grammar, as Prometheus' own parser (Go's `expfmt`) does: blank
+//! lines, comments that are not HELP/TYPE, a HELP or TYPE line that stops after its keyword or
+//! its name (a comment to Go), TYPE words in any case, spaces and tabs between tokens, a
+//! trailing comma in a label set, samples of one family that are not contiguous. Also
+//! accepted, where Go is stricter: CRLF line ends (the `\r` is dropped), blanks after the
+//! value or the type, a last line without its newline.
+//!
+//! Refused where Go accepts: sample timestamps (a pushed sample is stamped by the scrape),
+//! `__` label names, a repeated `le` or `quantile` label, a histogram sample without suffix,
+//! a `_bucket` without `le` and a summary sample without `quantile` (Go drops those three
+//! silently), `\"` in HELP text (newer Go reads it, older parsers of our scrape would not),
+//! quoted UTF-8 names. Values and `le`/`quantile` are floats both Go and Rust read (see
+//! [`valid_float`]). `tests/prop_parser.rs` checks all this against a slow reference parser.
 
 use ahash::AHashMap;
 use bumpalo::collections::Vec as BVec;
@@ -140,11 +148,14 @@ fn family_of<'a>(
     if let Some(&i) = index.get(name) {
         return Ok(i);
     }
-    for suffix in [&b"_bucket"[..], b"_sum", b"_count"] {
+    // A summary has no `_bucket` samples: `x_bucket` next to summary `x` is a family of its own.
+    for (suffix, of_summary) in [(&b"_bucket"[..], false), (b"_sum", true), (b"_count", true)] {
         if let Some(base) = name.strip_suffix(suffix) {
             if let Some(&i) = index.get(base) {
-                if matches!(families[i].mtype, Some(MetricType::Histogram | MetricType::Summary)) {
-                    return Ok(i);
+                match families[i].mtype {
+                    Some(MetricType::Histogram) => return Ok(i),
+                    Some(MetricType::Summary) if of_summary => return Ok(i),
+                    _ => {}
                 }
             }
         }
@@ -165,6 +176,11 @@ fn new_family<'a>(
 }
 
 /// A `#` line: HELP and TYPE are checked and recorded, anything else is a comment.
+///
+/// As in Go's parser, a HELP or TYPE line that ends after its keyword or after its metric name
+/// is a comment too, and the name is looked up as a sample name is: `# TYPE x_sum gauge` after
+/// `# TYPE x summary` is a second TYPE for `x`, not a new family (which strict parsers of the
+/// scrape would refuse).
 fn comment<'a>(
     line: &'a [u8],
     line_no: u32,
@@ -178,43 +194,66 @@ fn comment<'a>(
     if !is_help && keyword != b"TYPE" {
         return Ok(());
     }
+    let (name, rest) = take_while(skip_blank(rest), |c| c != b' ' && c != b'\t');
     let rest = skip_blank(rest);
-    let (name, rest) = take_while(rest, |c| c != b' ' && c != b'\t');
+    if name.is_empty() {
+        return Ok(());
+    }
     if !is_metric_name(name) {
         return Err(BodyError::new(
             line_no,
             format!("invalid metric name {:?} in {} line", lossy(name), lossy(keyword)),
         ));
     }
-    let i = match index.get(name) {
-        Some(&i) => i,
-        None => new_family(name, None, families, index, bump),
-    };
-    let fam = &mut families[i];
-    if is_help {
-        let text = skip_blank(rest);
-        check_help(text, line_no)?;
-        if fam.help.is_some() {
-            return Err(BodyError::new(line_no, format!("second HELP line for {:?}", lossy(name))));
-        }
-        fam.help = Some(text);
+    if rest.is_empty() {
         return Ok(());
     }
-    let (ty, rest) = take_while(skip_blank(rest), |c| c != b' ' && c != b'\t');
+    if is_help {
+        check_help(rest, line_no)?;
+        let i = family_of(name, families, index, bump)?;
+        let fam = &mut families[i];
+        if fam.help.is_some() {
+            return Err(BodyError::new(line_no, format!("second HELP line for {}", which(name, fam))));
+        }
+        fam.help = Some(rest);
+        return Ok(());
+    }
+    let (ty, rest) = take_while(rest, |c| c != b' ' && c != b'\t');
     if !skip_blank(rest).is_empty() {
         return Err(BodyError::new(line_no, format!("unexpected text after TYPE of {:?}", lossy(name))));
     }
-    let Some(mtype) = MetricType::parse(ty) else {
+    let Some(mtype) = type_word(ty) else {
         return Err(BodyError::new(line_no, format!("unknown metric type {:?} for {:?}", lossy(ty), lossy(name))));
     };
+    let i = family_of(name, families, index, bump)?;
+    let fam = &mut families[i];
     if fam.mtype.is_some() {
-        return Err(BodyError::new(line_no, format!("second TYPE line for {:?}", lossy(name))));
+        return Err(BodyError::new(line_no, format!("second TYPE line for {}", which(name, fam))));
     }
     if !fam.samples.is_empty() {
-        return Err(BodyError::new(line_no, format!("TYPE line for {:?} after its samples", lossy(name))));
+        return Err(BodyError::new(line_no, format!("TYPE line for {} after its samples", which(name, fam))));
     }
     fam.mtype = Some(mtype);
     Ok(())
+}
+
+/// A TYPE word in any case: Go's parser upper-cases it before looking it up.
+fn type_word(ty: &[u8]) -> Option<MetricType> {
+    let mut buf = [0u8; 9];
+    let lower = buf.get_mut(..ty.len())?;
+    lower.copy_from_slice(ty);
+    lower.make_ascii_lowercase();
+    MetricType::parse(lower)
+}
+
+/// Names the family of `name` in a message, saying so when it is a histogram or summary's.
+fn which(name: &[u8], fam: &Family<'_>) -> String {
+    if name == fam.name {
+        format!("{:?}", lossy(name))
+    } else {
+        let t = fam.mtype.map_or("family", MetricType::as_str);
+        format!("{:?} (a sample name of {t} {:?})", lossy(name), lossy(fam.name))
+    }
 }
 
 /// HELP text: valid UTF-8, and only `\\` and `\n` escapes.
