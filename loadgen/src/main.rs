@@ -84,8 +84,11 @@ fn real_main(a: Args) -> Result<(), String> {
             st.max_labels
         );
         use std::io::Write;
-        std::io::stdout().write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-        return Ok(());
+        match std::io::stdout().write_all(text.as_bytes()) {
+            // `--dump gpu | head` is fine.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.to_string()),
+            _ => return Ok(()),
+        }
     }
 
     let target = http::parse_target(&a.target)?;

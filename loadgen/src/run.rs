@@ -49,7 +49,11 @@ struct KindStats {
 /// Everything the threads share.
 struct Shared {
     start: Instant,
+    /// All pushes finished: the prober stops.
     done: AtomicBool,
+    /// Final probes finished too: the monitor takes its last sample and stops (so the server's
+    /// RSS and CPU during the final scrapes are counted).
+    monitor_stop: AtomicBool,
     latency: Histogram,
     latency_ok: Histogram,
     queue_wait: Histogram,
@@ -66,6 +70,7 @@ impl Shared {
         Shared {
             start,
             done: AtomicBool::new(false),
+            monitor_stop: AtomicBool::new(false),
             latency: Histogram::new(),
             latency_ok: Histogram::new(),
             queue_wait: Histogram::new(),
@@ -456,14 +461,17 @@ fn monitor(cfg: RunConfig, shared: Arc<Shared>, server: Arc<Mutex<ServerStats>>,
             point(&mut prev, &server);
             next_point += cfg.series_interval;
         }
-        if shared.done.load(Relaxed) {
+        if shared.monitor_stop.load(Relaxed) {
             break;
         }
         let wake = next_sample.min(next_point);
         thread::sleep(wake.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
     }
     sample(&server);
-    if !cfg.series_interval.is_zero() {
+    // A closing point, unless one was taken moments ago.
+    let last_t = series.lock().unwrap().last().map(|p| p.t);
+    let now_t = shared.start.elapsed().as_secs_f64();
+    if !cfg.series_interval.is_zero() && last_t.map_or(true, |t| now_t - t > 0.5) {
         point(&mut prev, &server);
     }
 }
@@ -533,6 +541,7 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
             probes.lock().unwrap().push(p);
         }
     }
+    shared.monitor_stop.store(true, Relaxed);
     let _ = mon.join();
 
     // ---- report
