@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use peers::{require, shared_data, Gateway, Prometheus, Sample};
+use peers::{http, require, shared_data, Gateway, Prometheus, Sample};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -163,4 +163,63 @@ fn promtool_check_metrics_finds_no_error_in_a_scrape_of_the_real_payloads() {
     types.dedup();
     assert_eq!(types.len(), n, "a family appears twice in the scrape");
     assert!(scrape.contains("node_uname_info{"), "node_uname_info (label values with spaces) is served");
+}
+
+/// How many samples of `series` Prometheus stored in the last five minutes, and the last one.
+/// Stale markers are not counted, so after a group left the scrape this still tells how many
+/// scrapes carried it.
+fn scraped(prom: &Prometheus, series: &str) -> Option<(String, String)> {
+    let count = prom.query(&format!("count_over_time({series}[5m])"));
+    let last = prom.query(&format!("last_over_time({series}[5m])"));
+    match (count.first(), last.first()) {
+        (Some(c), Some(l)) => Some((c.value.clone(), l.value.clone())),
+        _ => None,
+    }
+}
+
+#[test]
+fn prometheus_gets_a_clear_group_once_and_then_it_goes_stale() {
+    let gw = Gateway::start(&[]);
+    let prom = Prometheus::start_with_params(gw.addr, &[("scraper", "replica-a")]);
+    assert_eq!(prom.target_up(), "1");
+
+    let a = http(
+        gw.addr,
+        "PUT",
+        "/metrics/job/e2e-clear/instance/n1",
+        &[("X-Ringgate-Lifecycle", "clear")],
+        b"# TYPE e2e_clear_events counter\ne2e_clear_events 7\n",
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(gw.put("/metrics/job/e2e-kept", b"e2e_kept 1\n").status, 200);
+
+    // One scrape carried it, then the gateway dropped it and the next scrape made it stale.
+    let (count, last) = peers::wait_for("the clear group to be scraped", WAIT, || scraped(&prom, "e2e_clear_events"));
+    assert_eq!(last, "7");
+    prom.wait_until_stale("e2e_clear_events", WAIT);
+    let (count_after, _) = scraped(&prom, "e2e_clear_events").unwrap();
+    assert_eq!((count.as_str(), count_after.as_str()), ("1", "1"), "the clear group must be scraped exactly once");
+    // The persistent group next to it stays.
+    assert_eq!(only(prom.query("e2e_kept"), "persistent group").value, "1");
+}
+
+#[test]
+fn two_prometheus_replicas_each_get_every_clear_group_once() {
+    let gw = Gateway::start(&["--lifecycle", "clear", "--clear.scrapers", "replica-a,replica-b"]);
+    let a = Prometheus::start_with_params(gw.addr, &[("scraper", "replica-a")]);
+    let b = Prometheus::start_with_params(gw.addr, &[("scraper", "replica-b")]);
+    assert_eq!(a.target_up(), "1");
+    assert_eq!(b.target_up(), "1");
+
+    assert_eq!(gw.put("/metrics/job/e2e-replicas/instance/n1", b"e2e_replica_events 3\n").status, 200);
+    for (name, prom) in [("replica-a", &a), ("replica-b", &b)] {
+        let (_, last) =
+            peers::wait_for(&format!("{name} to scrape the clear group"), WAIT, || scraped(prom, "e2e_replica_events"));
+        assert_eq!(last, "3", "{name}");
+        prom.wait_until_stale("e2e_replica_events", WAIT);
+        let (count, _) = scraped(prom, "e2e_replica_events").unwrap();
+        assert_eq!(count, "1", "{name} must receive the clear group exactly once");
+    }
+    // Both took it, so the gateway no longer holds it for anyone.
+    assert!(!gw.scrape().contains("e2e_replica_events"), "the clear group should be gone once both replicas had it");
 }

@@ -150,6 +150,9 @@ impl Pushgateway {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut child = Command::new(bin)
             .arg(format!("--web.listen-address={addr}"))
+            // Debian's build defaults to /var/lib/prometheus/pushgateway.data, which would
+            // carry groups from one run into the next.
+            .arg("--persistence.file=")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -5,6 +5,18 @@
 //!
 //! A missing peer is a failure, never a skip: [`require`] panics with the command that
 //! installs it.
+//!
+//! Staleness in Prometheus, for any way a group leaves the scrape (DELETE, ttl expiry, a
+//! clear-lifecycle scrape):
+//!
+//! ```ignore
+//! mod peers;
+//! let gw = peers::Gateway::start(&["--lifecycle", "clear"]);
+//! let prom = peers::Prometheus::start_with_params(gw.addr, &[("scraper", "replica-a")]);
+//! gw.put("/metrics/job/j", b"m 1\n");
+//! prom.wait_for_series("m", WAIT);     // scraped once ...
+//! prom.wait_until_stale("m", WAIT);    // ... then gone from the next scrape
+//! ```
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
