@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the packaging checks need, when it is missing:
-#   Debian: prometheus (server + promtool), prometheus-pushgateway, mandoc, rpm (rpmbuild),
-#           systemd (systemd-analyze), python3 + pip;
+#   Debian: prometheus (server + promtool), prometheus-pushgateway, mandoc, groff-base,
+#           rpm (rpmbuild), systemd (systemd-analyze), python3 + pip;
 #   PyPI:   prometheus-client and protobuf, for the python3 that is first on PATH (the
 #           interpreter the tests run).
 # Idempotent: on a machine that has everything it installs nothing and touches no network.
@@ -21,6 +21,7 @@ declare -A apt_for=(
     [/usr/bin/promtool]=prometheus
     [/usr/bin/prometheus-pushgateway]=prometheus-pushgateway
     [/usr/bin/mandoc]=mandoc
+    [/usr/bin/groff]=groff-base
     [/usr/bin/rpmbuild]=rpm
     [/usr/bin/systemd-analyze]=systemd
     [/usr/bin/dpkg-deb]=dpkg

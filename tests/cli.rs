@@ -196,6 +196,16 @@ fn man_page_lints_clean() {
     };
     let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(out.status.success() && report.trim().is_empty(), "mandoc -T lint man/ringgate.8:\n{report}");
+    // groff, as man-db renders it, at a narrow and a wide terminal.
+    for width in ["60n", "78n", "120n"] {
+        let out =
+            match Command::new("groff").args(["-man", "-ww", "-Tutf8", &format!("-rLL={width}")]).arg(&path).output() {
+                Ok(o) => o,
+                Err(e) => panic!("groff is not installed ({e}): run `bash scripts/install-test-deps.sh`"),
+            };
+        let warnings = text(&out.stderr);
+        assert!(out.status.success() && warnings.trim().is_empty(), "groff -man -ww at LL={width}:\n{warnings}");
+    }
 }
 
 #[test]
