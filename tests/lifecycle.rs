@@ -34,7 +34,11 @@ fn ttl_groups_expire_on_time() {
     assert!(has(&g, "ringgate_group_removals_total{reason=\"ttl_expired\",shard="));
     // A refreshed group lives on.
     let c = config();
-    let g = start_with(ringgate::config::Config { lifecycle: ringgate::config::Lifecycle::Ttl, group_ttl: Duration::from_millis(800), ..c });
+    let g = start_with(ringgate::config::Config {
+        lifecycle: ringgate::config::Lifecycle::Ttl,
+        group_ttl: Duration::from_millis(800),
+        ..c
+    });
     for _ in 0..6 {
         g.put("/metrics/job/r", "refreshed 1\n");
         std::thread::sleep(Duration::from_millis(300));
@@ -66,7 +70,9 @@ fn big_body(mb: usize) -> String {
     s.push_str("# TYPE filler gauge\n");
     let mut i = 0;
     while s.len() < mb << 20 {
-        s.push_str(&format!("filler{{n=\"{i}\",pad=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}} {i}\n"));
+        s.push_str(&format!(
+            "filler{{n=\"{i}\",pad=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}} {i}\n"
+        ));
         i += 1;
     }
     s
