@@ -29,6 +29,8 @@ pub enum PathError {
     BadBase64(String),
     BadPercentEncoding(String),
     NotUtf8(String),
+    /// A NUL byte in a value: it separates the labels in the canonical bytes.
+    NulByte(String),
 }
 
 impl fmt::Display for PathError {
@@ -47,6 +49,7 @@ impl fmt::Display for PathError {
             PathError::BadBase64(s) => write!(f, "invalid URL-safe base64 value {s:?} in grouping key"),
             PathError::BadPercentEncoding(s) => write!(f, "invalid percent-encoding in {s:?}"),
             PathError::NotUtf8(n) => write!(f, "value of label {n:?} in grouping key is not valid UTF-8"),
+            PathError::NulByte(n) => write!(f, "value of label {n:?} in grouping key contains a NUL byte"),
         }
     }
 }
@@ -84,6 +87,11 @@ impl GroupKey {
             }
             if name.starts_with("__") {
                 return Err(PathError::ReservedLabelName(name));
+            }
+            // The canonical bytes separate names and values with NUL: a NUL in a value would
+            // make `job/a%00x%00b` the same group as `job/a/x/b`.
+            if value.contains('\0') {
+                return Err(PathError::NulByte(name));
             }
             if name == "job" && value.is_empty() {
                 return Err(PathError::EmptyJob);
@@ -298,6 +306,9 @@ mod tests {
         assert_eq!(key("job/a/x/1/x/2"), Err(PathError::DuplicateLabel("x".into())));
         assert!(matches!(key("job@base64/!!"), Err(PathError::BadBase64(_))));
         assert_eq!(key("job@base64/="), Err(PathError::EmptyJob));
+        // Found by the grouping fuzz target: NUL would alias another key's canonical bytes.
+        assert_eq!(key("job/a%00x%00b"), Err(PathError::NulByte("job".into())));
+        assert_eq!(key("job/a/x@base64/YQBi"), Err(PathError::NulByte("x".into())));
     }
 
     #[test]
