@@ -14,7 +14,7 @@ use crate::jsonapi;
 use crate::metrics::PushOutcome;
 use crate::scrape::{self, Assembled};
 use crate::shard::{Busy, Op, Reply, Shard};
-use crate::store::{is_reserved_family, Life, PushMode};
+use crate::store::{is_reserved_family, Life, PushError, PushMode};
 use crate::{openmetrics, proto, text};
 
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -218,7 +218,13 @@ async fn push(shard: &Shard, req: Request, rest: &str, mode: PushMode) -> Respon
     };
     match shard.call(owner, Op::Push { key, families, mode, now, life }).await {
         Ok(Reply::Pushed(Ok(()))) => Response::text(200, ""),
-        Ok(Reply::Pushed(Err(conflict))) => Response::text(400, format!("push rejected: {conflict}")),
+        Ok(Reply::Pushed(Err(e @ PushError::Conflict(_)))) => Response::text(400, format!("push rejected: {e}")),
+        Ok(Reply::Pushed(Err(e @ PushError::TooManyGroups { .. }))) => {
+            Response::text(429, format!("push rejected: {e}")).with("Retry-After", "60")
+        }
+        Ok(Reply::Pushed(Err(e @ PushError::StoreFull { .. }))) => {
+            Response::text(503, format!("push rejected: {e}")).with("Retry-After", "30")
+        }
         Ok(_) => Response::text(500, "unexpected reply from the owning shard"),
         Err(Busy) => busy(),
     }

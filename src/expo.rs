@@ -190,10 +190,31 @@ pub enum SampleRole {
     Quantile,
 }
 
+/// Per-series label limits (`--push.max-labels`, `--push.max-label-length`). They live in a
+/// thread-local because every shard thread applies its own configuration to whatever parser
+/// it runs, and the parsers of every body format share [`FamilyRenderer`]; a thread that never
+/// sets them (benches, fuzzing) has no limits.
+#[derive(Clone, Copy, Debug)]
+pub struct LabelLimits {
+    pub max_labels: usize,
+    pub max_value_len: usize,
+}
+
+thread_local! {
+    static LABEL_LIMITS: std::cell::Cell<LabelLimits> =
+        const { std::cell::Cell::new(LabelLimits { max_labels: usize::MAX, max_value_len: usize::MAX }) };
+}
+
+/// Sets the label limits of every renderer created on this thread from now on.
+pub fn set_label_limits(l: LabelLimits) {
+    LABEL_LIMITS.with(|c| c.set(l));
+}
+
 /// Renders the samples of one family. Label values arrive already escaped (validated by the
 /// parser); the grouping labels are merged in sorted order.
 pub struct FamilyRenderer<'g> {
     grouping: &'g [InjectedLabel],
+    limits: LabelLimits,
     out: Vec<u8>,
     /// Byte ranges of each sample's series identity (name and labels) in `out`, with its line.
     ids: Vec<(u32, u32, u32)>,
@@ -201,7 +222,12 @@ pub struct FamilyRenderer<'g> {
 
 impl<'g> FamilyRenderer<'g> {
     pub fn new(grouping: &'g [InjectedLabel], capacity: usize) -> Self {
-        FamilyRenderer { grouping, out: Vec::with_capacity(capacity), ids: Vec::new() }
+        FamilyRenderer {
+            grouping,
+            limits: LABEL_LIMITS.with(|c| c.get()),
+            out: Vec::with_capacity(capacity),
+            ids: Vec::new(),
+        }
     }
 
     /// Appends one sample. `labels` holds (name, escaped value) and is sorted here in place.
@@ -214,6 +240,29 @@ impl<'g> FamilyRenderer<'g> {
         role: SampleRole,
         line: u32,
     ) -> Result<(), BodyError> {
+        let lim = self.limits;
+        if labels.len() + self.grouping.len() > lim.max_labels {
+            return Err(BodyError::new(
+                line,
+                format!(
+                    "series {:?} has {} labels with the grouping labels, more than {} (raise --push.max-labels)",
+                    String::from_utf8_lossy(name),
+                    labels.len() + self.grouping.len(),
+                    lim.max_labels
+                ),
+            ));
+        }
+        if let Some(l) = labels.iter().find(|l| l.1.len() > lim.max_value_len) {
+            return Err(BodyError::new(
+                line,
+                format!(
+                    "value of label {:?} is {} bytes, more than {} (raise --push.max-label-length)",
+                    String::from_utf8_lossy(l.0),
+                    l.1.len(),
+                    lim.max_value_len
+                ),
+            ));
+        }
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for w in labels.windows(2) {
             if w[0].0 == w[1].0 {

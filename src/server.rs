@@ -114,6 +114,10 @@ pub fn start(config: Config) -> io::Result<Running> {
                         }
                     };
                     let id = senders.peer_id();
+                    crate::expo::set_label_limits(crate::expo::LabelLimits {
+                        max_labels: config.max_labels,
+                        max_value_len: config.max_label_length,
+                    });
                     let shard = Rc::new(Shard::new(id, config, shared, Some(senders)));
                     shard.spawn_receivers(receivers);
                     let mine = std::mem::take(&mut restored.lock().unwrap_or_else(|p| p.into_inner())[id]);
@@ -138,10 +142,18 @@ pub fn start(config: Config) -> io::Result<Running> {
             .map_err(|e| io::Error::other(format!("cannot start shard executors: {e}")))?
     };
     for _ in 0..shards {
-        match ready_rx.recv_timeout(Duration::from_secs(30)) {
+        match ready_rx.recv_timeout(Duration::from_secs(15)) {
             Ok(Ok(())) => {}
             Ok(Err(msg)) => return Err(io::Error::other(msg)),
-            Err(_) => return Err(io::Error::other("a shard did not start within 30 s")),
+            Err(_) => {
+                let limit = crate::sys::memlock_limit();
+                let limit = if limit == u64::MAX { "unlimited".to_string() } else { format!("{} KiB", limit / 1024) };
+                return Err(io::Error::other(format!(
+                    "a shard did not start within 15 s; the usual cause is the locked-memory limit \
+                     (RLIMIT_MEMLOCK is {limit}; io_uring needs a few hundred KiB per shard: \
+                     raise it with `ulimit -l` or LimitMEMLOCK=infinity in the unit)"
+                )));
+            }
         }
     }
     drop(reservation);

@@ -26,8 +26,8 @@ use crate::expo::RenderedFamily;
 use crate::grouping::GroupKey;
 use crate::metrics::Stats;
 use crate::persist::PersistGroup;
-use crate::registry::{Registry, Scrapers, TypeConflict};
-use crate::store::{Life, PushMode, ShardSnapshot, Store};
+use crate::registry::{Registry, Scrapers};
+use crate::store::{Budget, Life, PushError, PushMode, ShardSnapshot, Store};
 
 /// State every shard shares: the family-type registry, the scrapers seen, and the stop flags.
 pub struct Shared {
@@ -78,7 +78,7 @@ pub struct GroupView {
 }
 
 pub enum Reply {
-    Pushed(Result<(), TypeConflict>),
+    Pushed(Result<(), PushError>),
     Done,
     Snapshot(ShardSnapshot),
     Wiped(usize),
@@ -114,7 +114,15 @@ impl Shard {
         Shard {
             id,
             shards: config.shards,
-            store: RefCell::new(Store::new(shared.registry.clone(), config.clear_max_age)),
+            // Each shard owns its groups, so the store-wide limits are split evenly.
+            store: RefCell::new(Store::with_budget(
+                shared.registry.clone(),
+                config.clear_max_age,
+                Budget {
+                    groups: config.max_groups.div_ceil(config.shards),
+                    bytes: config.max_bytes.div_ceil(config.shards as u64),
+                },
+            )),
             config,
             shared,
             bump: RefCell::new(bumpalo::Bump::new()),

@@ -87,7 +87,49 @@ pub struct Removals {
     pub wiped: u64,
 }
 
+/// Why a push was not applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushError {
+    Conflict(TypeConflict),
+    /// This shard holds its share of `--store.max-groups`.
+    TooManyGroups {
+        limit: usize,
+    },
+    /// This shard's share of `--store.max-bytes` would be exceeded.
+    StoreFull {
+        limit: u64,
+    },
+}
+
+impl std::fmt::Display for PushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushError::Conflict(c) => c.fmt(f),
+            PushError::TooManyGroups { limit } => write!(
+                f,
+                "the shard owning this group already holds its {limit} groups (raise --store.max-groups)"
+            ),
+            PushError::StoreFull { limit } => write!(
+                f,
+                "the shard owning this group would hold more than its {limit} bytes of metrics (raise --store.max-bytes)"
+            ),
+        }
+    }
+}
+
+/// A shard's share of the store-wide limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub groups: usize,
+    pub bytes: u64,
+}
+
+impl Budget {
+    pub const UNLIMITED: Budget = Budget { groups: usize::MAX, bytes: u64::MAX };
+}
+
 pub struct Store {
+    budget: Budget,
     groups: AHashMap<GroupKey, Group>,
     index: BTreeMap<Box<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
     deadlines: BTreeSet<(Instant, GroupKey)>,
@@ -104,7 +146,12 @@ pub struct Store {
 
 impl Store {
     pub fn new(registry: Arc<Registry>, clear_max_age: Duration) -> Store {
+        Store::with_budget(registry, clear_max_age, Budget::UNLIMITED)
+    }
+
+    pub fn with_budget(registry: Arc<Registry>, clear_max_age: Duration, budget: Budget) -> Store {
         Store {
+            budget,
             groups: AHashMap::new(),
             index: BTreeMap::new(),
             deadlines: BTreeSet::new(),
@@ -151,7 +198,24 @@ impl Store {
         now: f64,
         life: Life,
         clock: Instant,
-    ) -> Result<(), TypeConflict> {
+    ) -> Result<(), PushError> {
+        let old = self.groups.get(&key);
+        if old.is_none() && self.groups.len() >= self.budget.groups {
+            self.record_failure(&key, now);
+            return Err(PushError::TooManyGroups { limit: self.budget.groups });
+        }
+        let incoming: usize = families.iter().map(|f| f.samples.len()).sum();
+        let outgoing: usize = match (old, mode) {
+            (None, _) => 0,
+            (Some(g), PushMode::Replace) => g.bytes,
+            (Some(g), PushMode::Merge) => {
+                families.iter().filter_map(|f| g.families.get(&f.name)).map(|o| o.samples.len()).sum()
+            }
+        };
+        if (self.bytes - outgoing + incoming) as u64 > self.budget.bytes {
+            self.record_failure(&key, now);
+            return Err(PushError::StoreFull { limit: self.budget.bytes });
+        }
         let old = self.groups.get(&key);
         let removed: Vec<(Box<str>, MetricType)> = match (old, mode) {
             (None, _) => Vec::new(),
@@ -164,7 +228,7 @@ impl Store {
         let added: Vec<(&str, MetricType)> = families.iter().map(|f| (&*f.name, f.mtype)).collect();
         if let Err(e) = self.registry.replace(&removed_refs, &added) {
             self.record_failure(&key, now);
-            return Err(e);
+            return Err(PushError::Conflict(e));
         }
         drop(added);
         drop(removed_refs);
