@@ -483,3 +483,41 @@ pub fn reason(status: u16) -> &'static str {
         _ => "Unknown",
     }
 }
+
+/// Parses one request head from the start of `buf`, as [`Conn::read_request`] does: `Ok(None)`
+/// when more bytes are needed. For fuzzing and tests; the server reads through [`Conn`].
+pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, Request)>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut r = httparse::Request::new(&mut headers);
+    match r.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => match head(&r, n) {
+            Ok((n, req, ..)) => Ok(Some((n, req))),
+            Err(e) => Err(e.response().map(|(_, m)| m).unwrap_or_default()),
+        },
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads() {
+        let (n, r) = parse_head(
+            b"PUT /metrics/job/a?x=1 HTTP/1.1\r\nContent-Type: text/plain\r\nX-Ringgate-TTL: 5s\r\n\r\nbody",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(n, 84);
+        assert_eq!((r.method, r.path.as_str(), r.query.as_str()), (Method::Put, "/metrics/job/a", "x=1"));
+        assert_eq!(r.header("x-ringgate-ttl"), Some("5s"));
+        assert!(r.keep_alive);
+        assert!(parse_head(b"GET / HTTP/1.1\r\n").unwrap().is_none());
+        assert!(parse_head(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").unwrap_err().contains("Content-Length"));
+        assert!(parse_head(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n").is_err());
+        let (_, r) = parse_head(b"GET / HTTP/1.0\r\nAccept-Encoding: br, gzip;q=0\r\n\r\n").unwrap().unwrap();
+        assert!(!r.keep_alive && !r.accept_gzip);
+    }
+}
