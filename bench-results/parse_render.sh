@@ -29,7 +29,8 @@ done
     echo "\`criterion/parse_render/\`); not edited by hand."
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches Cargo.toml Cargo.lock || echo ' (with uncommitted changes to src/benches)')"
+    dirty=$(git status --porcelain -- src benches Cargo.toml Cargo.lock | awk '{print $2}' | tr '\n' ' ')
+    echo "- commit: $(git rev-parse --short HEAD)${dirty:+ (the working tree also had uncommitted: $dirty)}"
     echo "- command: \`$cmd\` (CARGO_TARGET_DIR=$target)"
     echo "- rustc: $(rustc --version)"
     echo "- kernel: $(uname -r)"
