@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     log::set_level(config.log_level);
     // Before any shard thread exists, so that all of them inherit the mask.
     sys::block_term_signals();
+    sys::tune_allocator();
     let shards = config.shards;
     let running = match server::start(config) {
         Ok(r) => r,

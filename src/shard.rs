@@ -238,15 +238,21 @@ impl Shard {
                     match msg {
                         Msg::Request { id, from, op } => {
                             let reply = shard.handle(op);
-                            let s = shard.clone();
-                            // Sent from its own task: a full queue back to `from` must not stop
-                            // this loop from draining requests (that could deadlock two shards).
-                            glommio::spawn_local(async move {
-                                if let Some(senders) = s.senders.as_ref() {
-                                    let _ = senders.send_to(from, Msg::Reply { id, reply }).await;
-                                }
-                            })
-                            .detach();
+                            let Some(senders) = shard.senders.as_ref() else { continue };
+                            // Usually the queue back has room. When it is full, the reply waits
+                            // in its own task: this loop must keep draining requests, or two
+                            // shards answering each other could deadlock.
+                            if let Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(msg))) =
+                                senders.try_send_to(from, Msg::Reply { id, reply })
+                            {
+                                let s = shard.clone();
+                                glommio::spawn_local(async move {
+                                    if let Some(senders) = s.senders.as_ref() {
+                                        let _ = senders.send_to(from, msg).await;
+                                    }
+                                })
+                                .detach();
+                            }
                         }
                         Msg::Reply { id, reply } => {
                             if let Some(tx) = shard.pending.borrow_mut().remove(&id) {

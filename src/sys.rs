@@ -170,3 +170,12 @@ pub fn wait_signal(timeout: std::time::Duration) -> Option<i32> {
     let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
     (r > 0).then_some(r)
 }
+
+/// Fixes glibc's mmap threshold at 128 KiB. By default glibc raises the threshold each time a
+/// large mmapped block is freed, after which request bodies and rendered groups (hundreds of
+/// KiB, replaced every push cycle) come from the heap arenas, where freed memory fragments and
+/// stays resident. With a fixed threshold they are mapped and unmapped whole.
+pub fn tune_allocator() {
+    // SAFETY: mallopt only adjusts allocator parameters; called before other threads start.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+}
