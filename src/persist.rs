@@ -10,27 +10,15 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Lifecycle;
 use crate::expo::{is_metric_name, MetricType, RenderedFamily};
 use crate::grouping::GroupKey;
+use crate::shard::GroupView;
 use crate::store::RestoredGroup;
 
 const MAGIC: &[u8] = b"RINGGATE-SNAPSHOT-1\n";
-
-/// One group, as handed by a shard to its writer thread.
-pub struct PersistGroup {
-    pub key: GroupKey,
-    pub families: Vec<Arc<RenderedFamily>>,
-    pub push_time: f64,
-    pub failure_time: f64,
-    pub lifecycle: Lifecycle,
-    pub ttl: Duration,
-    pub expires_at: Option<f64>,
-    pub taken_by: Vec<Box<str>>,
-}
 
 pub fn shard_file(base: &Path, shard: usize) -> PathBuf {
     let mut s = base.as_os_str().to_owned();
@@ -40,7 +28,7 @@ pub fn shard_file(base: &Path, shard: usize) -> PathBuf {
 
 /// Writes one shard's snapshot atomically. Stale files of shards that no longer exist are
 /// removed by shard 0 after its own write.
-pub fn write(base: &Path, shard: usize, shards: usize, groups: &[PersistGroup]) -> io::Result<u64> {
+pub fn write(base: &Path, shard: usize, shards: usize, groups: &[GroupView]) -> io::Result<u64> {
     let path = shard_file(base, shard);
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
@@ -164,7 +152,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn encode(g: &PersistGroup, out: &mut Vec<u8>) {
+fn encode(g: &GroupView, out: &mut Vec<u8>) {
     put_bytes(out, g.key.canonical());
     out.push(match g.lifecycle {
         Lifecycle::Persistent => 0,
@@ -280,9 +268,10 @@ fn decode(rec: &[u8]) -> Option<RestoredGroup> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
-    fn group(job: &str) -> PersistGroup {
-        PersistGroup {
+    fn group(job: &str) -> GroupView {
+        GroupView {
             key: GroupKey::from_path(&format!("job/{job}")).unwrap(),
             families: vec![Arc::new(RenderedFamily {
                 name: "m".into(),
@@ -297,6 +286,7 @@ mod tests {
             ttl: Duration::from_secs(5),
             expires_at: Some(100.0),
             taken_by: vec!["a".into()],
+            shard: 0,
         }
     }
 

@@ -25,7 +25,6 @@ use crate::config::{Config, Lifecycle};
 use crate::expo::RenderedFamily;
 use crate::grouping::GroupKey;
 use crate::metrics::Stats;
-use crate::persist::PersistGroup;
 use crate::registry::{Registry, Scrapers};
 use crate::store::{Budget, Life, PushError, PushMode, ShardSnapshot, Store};
 
@@ -66,7 +65,8 @@ pub enum Op {
     Groups,
 }
 
-/// One group as the JSON API shows it.
+/// One group as the JSON API shows it and the snapshot writer stores it: reference counts
+/// of its rendered families, no byte copies.
 pub struct GroupView {
     pub key: GroupKey,
     pub families: Vec<Arc<RenderedFamily>>,
@@ -74,6 +74,10 @@ pub struct GroupView {
     pub failure_time: f64,
     pub lifecycle: Lifecycle,
     pub ttl: Duration,
+    /// Unix time at which the group expires, if it does.
+    pub expires_at: Option<f64>,
+    /// Scrapers that took the current generation of a clear group.
+    pub taken_by: Vec<Box<str>>,
     pub shard: usize,
 }
 
@@ -192,31 +196,17 @@ impl Shard {
                 Reply::Done
             }
             Op::Wipe => Reply::Wiped(store.wipe()),
-            Op::Groups => Reply::Groups(
-                store
-                    .groups()
-                    .map(|g| GroupView {
-                        key: g.key.clone(),
-                        families: g.families.values().cloned().collect(),
-                        push_time: g.push_time,
-                        failure_time: g.failure_time,
-                        lifecycle: g.lifecycle,
-                        ttl: g.ttl,
-                        shard: self.id,
-                    })
-                    .collect(),
-            ),
+            Op::Groups => Reply::Groups(self.views(&store)),
         }
     }
 
-    /// What the persistence writer needs, gathered without copying rendered bytes.
-    pub fn persist_view(&self) -> (u64, Vec<PersistGroup>) {
-        let store = self.store.borrow();
+    /// Every group of this shard as a [`GroupView`].
+    fn views(&self, store: &Store) -> Vec<GroupView> {
         let now_wall = crate::api::unix_now();
         let now = Instant::now();
-        let groups = store
+        store
             .groups()
-            .map(|g| PersistGroup {
+            .map(|g| GroupView {
                 key: g.key.clone(),
                 families: g.families.values().cloned().collect(),
                 push_time: g.push_time,
@@ -225,10 +215,17 @@ impl Shard {
                 ttl: g.ttl,
                 expires_at: g.deadline.map(|d| now_wall + d.saturating_duration_since(now).as_secs_f64()),
                 taken_by: g.taken_by.clone(),
+                shard: self.id,
             })
-            .collect();
-        (store.version, groups)
+            .collect()
     }
+
+    /// What the persistence writer needs: the store version and every group.
+    pub fn persist_view(&self) -> (u64, Vec<GroupView>) {
+        let store = self.store.borrow();
+        (store.version, self.views(&store))
+    }
+
     /// Serves the mesh: one task per peer, answering requests and completing replies.
     pub fn spawn_receivers(self: &Rc<Self>, mut receivers: Receivers<Msg>) {
         for (_peer, stream) in receivers.streams() {
