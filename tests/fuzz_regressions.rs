@@ -6,7 +6,7 @@
 #[allow(dead_code)]
 mod checks;
 
-const TARGETS: &[&str] = &["text", "proto", "openmetrics", "grouping", "decompress"];
+const TARGETS: &[&str] = &["text", "proto", "openmetrics", "grouping", "decompress", "http"];
 
 #[test]
 fn replay_regressions_and_seeds() {

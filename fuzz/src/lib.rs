@@ -15,6 +15,7 @@ pub fn run(target: &str, data: &[u8]) {
         "openmetrics" => openmetrics(data),
         "grouping" => grouping(data),
         "decompress" => decompress(data),
+        "http" => http(data),
         t => panic!("no fuzz target {t:?}"),
     }
 }
@@ -111,6 +112,18 @@ pub fn decompress(data: &[u8]) {
             assert_eq!(got, Err(DecompressError::TooLarge { limit }), "{enc:?} over the limit");
         }
     }
+}
+
+/// HTTP request head (`http::parse_head`): a complete head is read from its own bytes only,
+/// and every shorter prefix of it asks for more.
+pub fn http(data: &[u8]) {
+    let Ok(Some((n, req))) = ringgate::http::parse_head(data) else { return };
+    assert!(n > 0 && n <= data.len(), "head length {n} of {}", data.len());
+    assert!(!req.path.contains('?'), "query left in the path {:?}", req.path);
+    assert!(req.headers.iter().all(|(name, _)| name.starts_with("x-") && *name == name.to_ascii_lowercase()));
+    let again = ringgate::http::parse_head(&data[..n]);
+    assert!(matches!(&again, Ok(Some((m, r))) if *m == n && format!("{r:?}") == format!("{req:?}")), "{again:?}");
+    assert!(matches!(ringgate::http::parse_head(&data[..n - 1]), Ok(None)), "a prefix of a head is complete");
 }
 
 /// Rendered families: unique names, one `\n`-ended UTF-8 line per series, each a sample of
