@@ -2,6 +2,11 @@
 //! many groups hold it. It lets a push be checked against every other group in time
 //! proportional to the push (one lookup per pushed family), not to the store.
 //!
+//! It also keeps family names apart that strict parsers would merge: a histogram or summary
+//! `x` owns the sample names `x_bucket`, `x_sum` and `x_count`, so a family of one of those
+//! names cannot be held beside it (Prometheus' parser would read its TYPE line as a second
+//! TYPE for `x` and fail the whole scrape).
+//!
 //! A plain mutex is enough: it is held for one check-and-update of a push's families (a few
 //! hundred hash lookups at most), never across an await, and never by a scrape.
 
@@ -16,26 +21,60 @@ pub struct Registry {
     families: Mutex<AHashMap<Box<str>, (MetricType, u32)>>,
 }
 
-/// A pushed family whose TYPE differs from the same family held by other groups.
+/// A pushed family whose TYPE differs from the same family held by other groups, or whose
+/// name collides with a histogram's or summary's sample names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypeConflict {
     pub family: String,
     pub pushed: MetricType,
+    /// The family it conflicts with: the same name, or the colliding one.
+    pub other: String,
     pub held: MetricType,
+    /// Groups holding `other` (0 when it is in the same push).
     pub holders: u32,
 }
 
 impl std::fmt::Display for TypeConflict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "family {:?} is pushed as {} but {} other group(s) hold it as {}",
-            self.family,
-            self.pushed.as_str(),
-            self.holders,
-            self.held.as_str()
-        )
+        let who = if self.holders == 0 {
+            "this push holds".to_string()
+        } else {
+            format!("{} other group(s) hold", self.holders)
+        };
+        if self.family == self.other {
+            write!(
+                f,
+                "family {:?} is pushed as {} but {who} it as {}",
+                self.family,
+                self.pushed.as_str(),
+                self.held.as_str()
+            )
+        } else {
+            write!(
+                f,
+                "family {:?} ({}) collides with the {} {:?} that {who}: its _bucket, _sum and _count series would share names",
+                self.family,
+                self.pushed.as_str(),
+                self.held.as_str(),
+                self.other
+            )
+        }
     }
+}
+
+const SUFFIXES: [&str; 3] = ["_bucket", "_sum", "_count"];
+
+fn has_series_suffixes(t: MetricType) -> bool {
+    matches!(t, MetricType::Histogram | MetricType::Summary)
+}
+
+/// The families whose names collide with `name` of type `ty`: its own suffixed names when it
+/// is a histogram or summary, and its base name when it carries one of those suffixes.
+fn colliding(name: &str, ty: MetricType) -> impl Iterator<Item = (String, bool)> + '_ {
+    // (other name, whether `other` must be a histogram/summary to collide)
+    let own = has_series_suffixes(ty).then(|| SUFFIXES.iter().map(move |s| (format!("{name}{s}"), false)));
+    let base = SUFFIXES.iter().find_map(|s| name.strip_suffix(s)).map(|b| (b.to_string(), true));
+    own.into_iter().flatten().chain(base)
 }
 
 impl Registry {
@@ -44,13 +83,34 @@ impl Registry {
     /// families it holds afterwards. On conflict nothing changes.
     pub fn replace(&self, removed: &[(&str, MetricType)], added: &[(&str, MetricType)]) -> Result<(), TypeConflict> {
         let mut map = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        // Holders of `name` other than this group's replaced families.
+        let others = |map: &AHashMap<Box<str>, (MetricType, u32)>, name: &str| {
+            map.get(name).and_then(|&(held, count)| {
+                let own = removed.iter().filter(|(n, _)| *n == name).count() as u32;
+                (count > own).then_some((held, count - own))
+            })
+        };
         for &(name, ty) in added {
-            if let Some(&(held, count)) = map.get(name) {
+            if let Some((held, holders)) = others(&map, name) {
                 if held != ty {
-                    let own = removed.iter().filter(|(n, _)| *n == name).count() as u32;
-                    if count > own {
-                        return Err(TypeConflict { family: name.into(), pushed: ty, held, holders: count - own });
-                    }
+                    return Err(TypeConflict { family: name.into(), pushed: ty, other: name.into(), held, holders });
+                }
+            }
+            for (other, needs_suffixed) in colliding(name, ty) {
+                let conflict = |held: MetricType, holders| {
+                    (!needs_suffixed || has_series_suffixes(held)).then(|| TypeConflict {
+                        family: name.into(),
+                        pushed: ty,
+                        other: other.clone(),
+                        held,
+                        holders,
+                    })
+                };
+                if let Some(c) = others(&map, &other).and_then(|(held, n)| conflict(held, n)) {
+                    return Err(c);
+                }
+                if let Some(c) = added.iter().find(|(n, _)| *n == other).and_then(|&(_, held)| conflict(held, 0)) {
+                    return Err(c);
                 }
             }
         }
@@ -108,6 +168,24 @@ mod tests {
         assert_eq!(r.len(), 1);
         r.replace(&[("a", Gauge)], &[]).unwrap();
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn suffixed_names_collide_with_histograms_and_summaries() {
+        let r = Registry::default();
+        r.replace(&[], &[("h", Histogram)]).unwrap();
+        let e = r.replace(&[], &[("h_count", Gauge)]).unwrap_err();
+        assert_eq!((e.other.as_str(), e.holders), ("h", 1));
+        assert!(e.to_string().contains("collides with the histogram \"h\""), "{e}");
+        // A gauge named like a suffix of a gauge is fine.
+        r.replace(&[], &[("g", Gauge), ("g_sum", Gauge)]).unwrap();
+        // The other way round, and within one push.
+        r.replace(&[], &[("s_sum", Gauge)]).unwrap();
+        assert_eq!(r.replace(&[], &[("s", Summary)]).unwrap_err().other, "s_sum");
+        let e = r.replace(&[], &[("x", Summary), ("x_sum", Untyped)]).unwrap_err();
+        assert_eq!(e.holders, 0);
+        // Replacing one's own colliding family is fine.
+        r.replace(&[("s_sum", Gauge)], &[("s", Summary)]).unwrap();
     }
 }
 

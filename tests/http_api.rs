@@ -304,3 +304,17 @@ fn concurrent_pushes_and_scrapes_see_whole_groups() {
         p.join().unwrap();
     }
 }
+
+#[test]
+fn names_that_collide_with_histogram_series_are_refused() {
+    let g = start();
+    let h = "# TYPE lat histogram\nlat_bucket{le=\"+Inf\"} 1\nlat_sum 1\nlat_count 1\n";
+    assert_eq!(g.put("/metrics/job/a", h).status, 200);
+    let a = g.put("/metrics/job/b", "# TYPE lat_count gauge\nlat_count 5\n");
+    assert_eq!(a.status, 400);
+    assert!(a.text().contains("collides with the histogram \"lat\""), "{}", a.text());
+    // In one body too: an untyped `s_sum` before the summary `s` is declared.
+    let a = g.put("/metrics/job/c", "s_sum 1\n# TYPE s summary\ns_count 1\n");
+    assert_eq!(a.status, 400, "{}", a.text());
+    promtool_check(&g.get("/metrics").text());
+}
