@@ -282,13 +282,14 @@ fn parse_body(shard: &Shard, req: &Request, key: &GroupKey) -> Result<Vec<Render
     };
     bump.reset();
     let reject = |e: BodyError| Response::text(400, format!("push rejected: {e}"));
-    let families = result.map_err(reject)?;
+    let mut families = result.map_err(reject)?;
     if let Some(f) = families.iter().find(|f| is_reserved_family(&f.name)) {
         return Err(reject(BodyError::new(
             0,
             format!("family {:?} is written by the gateway and cannot be pushed", f.name),
         )));
     }
+    crate::expo::pack(&mut families);
     Ok(families)
 }
 

@@ -247,12 +247,13 @@ fn decode(rec: &[u8]) -> Option<RestoredGroup> {
             _ => return None,
         };
         let series = r.u32()?;
-        let samples: Box<[u8]> = r.bytes()?.into();
+        let samples: Vec<u8> = r.bytes()?.to_vec();
         if !samples.is_empty() && samples.last() != Some(&b'\n') {
             return None;
         }
-        families.push(RenderedFamily { name: name.into(), mtype, help, samples, series });
+        families.push(RenderedFamily { name: name.into(), mtype, help, samples: samples.into(), series });
     }
+    crate::expo::pack(&mut families);
     r.0.is_empty().then_some(RestoredGroup {
         key,
         families,
