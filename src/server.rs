@@ -205,7 +205,12 @@ async fn write_snapshot(shard: &Shard) -> Option<u64> {
     let base = shard.config.persistence_file.clone()?;
     let (version, groups) = shard.persist_view();
     let (id, shards) = (shard.id, shard.shards);
-    let result = glommio::executor().spawn_blocking(move || persist::write(&base, id, shards, &groups)).await;
+    let result = glommio::executor()
+        .spawn_blocking(move || {
+            crate::sys::lower_thread_priority();
+            persist::write(&base, id, shards, &groups)
+        })
+        .await;
     match result {
         Ok(_) => {
             shard.stats.persist_ok.set(shard.stats.persist_ok.get() + 1);
@@ -377,7 +382,12 @@ async fn write_gzip(
             let a = shared.clone();
             let range = parts[next].clone();
             queue.push_back(glommio::spawn_local(async move {
-                glommio::executor().spawn_blocking(move || a.gzip_range(range, SCRAPE_GZIP_LEVEL)).await
+                glommio::executor()
+                    .spawn_blocking(move || {
+                        crate::sys::lower_thread_priority();
+                        a.gzip_range(range, SCRAPE_GZIP_LEVEL)
+                    })
+                    .await
             }));
             next += 1;
         }

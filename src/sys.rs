@@ -179,3 +179,21 @@ pub fn tune_allocator() {
     // SAFETY: mallopt only adjusts allocator parameters; called before other threads start.
     unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
 }
+
+/// Lowers the scheduling priority of the calling thread (nice 10), once per thread. The
+/// blocking threads that gzip scrapes and write snapshots call it, so that on a busy machine
+/// the shard executors, which answer pushes, get the CPU first: a scrape may take a little
+/// longer, a push is not held up behind a compressor.
+pub fn lower_thread_priority() {
+    thread_local! { static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
+    DONE.with(|d| {
+        if !d.replace(true) {
+            // SAFETY: gettid has no preconditions; setpriority on our own thread id only
+            // changes this thread's nice value (Linux per-thread semantics).
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+            }
+        }
+    });
+}
