@@ -274,7 +274,7 @@ def svg_chart(title, series, xlabel, ylabel, xlog=False, ylog=False, xunit="", y
         o.append(f'<text x="{ml + pw - 4}" y="{y - 4:.1f}" text-anchor="end" fill="{color}">{html.escape(label)}</text>')
     o.append(f'<text x="{ml + pw / 2}" y="{mt + ph + 36}" text-anchor="middle">{html.escape(xlabel)}</text>')
     o.append(f'<text transform="translate(16 {mt + ph / 2}) rotate(-90)" text-anchor="middle">{html.escape(ylabel)}</text>')
-    for s in series:
+    for s in reversed(series):  # the first series (ringgate) drawn last, on top
         pts = sorted(s["points"]) if s.get("line", True) else s["points"]
         if s.get("line", True) and len(pts) > 1:
             d = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in pts)
@@ -418,7 +418,10 @@ def main():
             if s is None:
                 row.append("not run (ladder stopped)" if gw != "ringgate" else "–")
             else:
-                row.append(f"{f_pct(s.rep['success_rate'])} of {s.rep['pushes']:,}, p99 {f_s(s.lat('p99'))}")
+                cell = f"{f_pct(s.rep['success_rate'])} of {s.rep['pushes']:,}, p99 {f_s(s.lat('p99'))}"
+                if s.e.get("server_killed_rss_cap"):
+                    cell += f" (killed by the driver at {f_bytes(s.e['server_killed_rss_cap'])} RSS, the RAM guard)"
+                row.append(cell)
         w("| " + " | ".join(row) + " |")
     w("")
     if small:
@@ -428,6 +431,8 @@ def main():
     w("![success rate against node count](" + rel(os.path.join(charts_dir, "success_vs_nodes.svg")) + ")")
     w("")
     w("![p99 push latency against node count](" + rel(os.path.join(charts_dir, "p99_vs_nodes.svg")) + ")")
+    w("")
+    w("![peak RSS against node count](" + rel(os.path.join(charts_dir, "rss_vs_nodes.svg")) + ")")
     w("")
 
     # ---- targets
@@ -464,8 +469,8 @@ def main():
         mgz = max((p["seconds"] for p in gz), default=None)
         size = max((stored_bytes(s.rep) or 0) for s in full)
         target("scrape-1000", f"/metrics of the {big:,}-node store served, plain and gzip, in < 10 s while pushes continue",
-               f"{len(pl)} plain scrapes of up to {f_bytes(max((p['bytes'] for p in pl), default=None))}: max {f_s(mpl)}; "
-               f"{len(gz)} gzip scrapes: max {f_s(mgz)}; non-200: {len(bad)} (final store {f_bytes(size)})",
+               f"{len(pl)} plain scrape(s) of up to {f_bytes(max((p['bytes'] for p in pl), default=None))}: max {f_s(mpl)}; "
+               f"{len(gz)} gzip scrape(s): max {f_s(mgz)}; non-200: {len(bad)} (final store {f_bytes(size)})",
                bool(pl) and bool(gz) and not bad and mpl < 10 and mgz < 10,
                "every scrape made during " + ", ".join(s.name for s in full) + " after the first cycle (store full, pushes going on)")
     rss_runs = [s for s in stress if s.gw == "ringgate" and s.nodes and s.nodes >= big and stored_bytes(s.rep)
@@ -474,7 +479,7 @@ def main():
         ratios = [(s.srv["peak_rss_bytes"] / stored_bytes(s.rep), s) for s in rss_runs]
         worst_r, worst_s = max(ratios, key=lambda t: t[0])
         target("rss-1.5x", "peak RSS ≤ 1.5 × the bytes of the stored exposition",
-               "; ".join(f"{s.name}: {f_mib(s.srv['peak_rss_bytes'])} / {f_bytes(stored_bytes(s.rep))} = {r:.2f}×" for r, s in ratios),
+               "; ".join(f"{s.name}: {f_bytes(s.srv['peak_rss_bytes'])} / {f_bytes(stored_bytes(s.rep))} = {r:.3f}×" for r, s in ratios),
                worst_r <= 1.5, f"worst {worst_s.name} {worst_r:.2f}× (runs at ≥ {big:,} nodes that passed)")
     cands = [s for s in rg_all if s.rep["successes"] == s.rep["pushes"] and (s.lat("p99") or 1e9) <= 1.0]
     tried = [s for s in rg_all]
@@ -507,12 +512,18 @@ def main():
             r0, r1, rmax = late[0]["rss_bytes"], late[-1]["rss_bytes"], max(p["rss_bytes"] for p in late)
             p99s = [p["window_p99_s"] for p in late if p.get("window_p99_s") is not None]
             drift = r1 / r0 - 1
-            target("soak-flat", f"soak of {f_dur(sk.e.get('duration_s'))} at {sk.nodes:,} nodes: RSS and latency flat "
-                   f"(here: RSS at the end within 10 % of RSS at {settle:.0f} s, every 10 s window's p99 ≤ 1 s, 100 % success)",
-                   f"RSS {f_mib(r0)} at {late[0]['t']:.0f} s → {f_mib(r1)} at the end ({drift:+.1%}), max {f_mib(rmax)}; "
-                   f"window p99 max {f_s(max(p99s) if p99s else None)}; success {f_pct(sk.rep['success_rate'])}",
-                   abs(drift) <= 0.10 and (max(p99s) if p99s else 1e9) <= 1.0 and sk.rep["successes"] == sk.rep["pushes"],
-                   sk.name)
+            target("soak-latency-flat", f"soak of {f_dur(sk.e.get('duration_s'))} at {sk.nodes:,} nodes: latency flat "
+                   f"(here: 100 % success and every 10 s window's p99 ≤ 1 s after {settle:.0f} s)",
+                   f"window p99 from {f_s(min(p99s) if p99s else None)} to {f_s(max(p99s) if p99s else None)}; "
+                   f"success {f_pct(sk.rep['success_rate'])} ({sk.rep['successes']:,}/{sk.rep['pushes']:,})",
+                   (max(p99s) if p99s else 1e9) <= 1.0 and sk.rep["successes"] == sk.rep["pushes"], sk.name)
+            half = [p for p in late if p["t"] >= late[-1]["t"] / 2]
+            target("soak-rss-flat", f"soak of {f_dur(sk.e.get('duration_s'))} at {sk.nodes:,} nodes: RSS flat "
+                   f"(here: RSS at the end within 10 % of RSS at {settle:.0f} s, when every group has been replaced once)",
+                   f"RSS {f_bytes(r0)} at {late[0]['t']:.0f} s → {f_bytes(r1)} at the end ({drift:+.1%}); "
+                   f"over the second half {f_bytes(half[0]['rss_bytes'])} → {f_bytes(half[-1]['rss_bytes'])} "
+                   f"({half[-1]['rss_bytes'] / half[0]['rss_bytes'] - 1:+.1%})",
+                   abs(drift) <= 0.10, sk.name)
     w("| target | measured | verdict |")
     w("|---|---|---|")
     for tid, text, fig, met, basis in targets:
@@ -577,7 +588,7 @@ def main():
         oc = s.other_cpu()
         lb, la = s.e.get("loadavg_before"), s.e.get("loadavg_after")
         extra = " (killed at the RSS cap)" if s.e.get("server_killed_rss_cap") else ""
-        w(f"| {s.name} | {f_mib(pk)}{extra} | {f_bytes(sb)} | {ratio} | {s.srv.get('cpu_seconds') or 0:.1f} s | "
+        w(f"| {s.name} | {f_bytes(pk)}{extra} | {f_bytes(sb)} | {ratio} | {s.srv.get('cpu_seconds') or 0:.1f} s | "
           f"{(s.rep.get('loadgen') or {}).get('cpu_seconds') or 0:.1f} s | {'–' if oc is None else f'{oc:.0f} s'} | "
           f"{s.e.get('wall_s', 0):.0f} s | {lb[0] if lb else '–'} → {la[0] if la else '–'} |")
     w("")
@@ -603,7 +614,7 @@ def main():
                 w(f"| {s.nodes:,} | not run: {s.e.get('why')} | | | | | |")
                 continue
             w(f"| {s.nodes:,} | {f_pct(s.rep['success_rate'])} | {f_s(s.lat('p99'))} | {f_s(s.lat('max'))} | "
-              f"{f_bytes(stored_bytes(s.rep))} | {f_mib(s.srv.get('peak_rss_bytes'))} | {'yes' if s.e.get('breaking_pass') else 'no'} |")
+              f"{f_bytes(stored_bytes(s.rep))} | {f_bytes(s.srv.get('peak_rss_bytes'))} | {'yes' if s.e.get('breaking_pass') else 'no'} |")
         w("")
 
     if small:
@@ -623,7 +634,7 @@ def main():
         w(f"## Soak: {sk.nodes:,} nodes for {f_dur(sk.e.get('duration_s'))}")
         w("")
         w(f"{sk.rep['successes']:,}/{sk.rep['pushes']:,} pushes ok ({f_pct(sk.rep['success_rate'])}), p50 {f_s(sk.lat('p50'))}, "
-          f"p99 {f_s(sk.lat('p99'))}, max {f_s(sk.lat('max'))}; server peak RSS {f_mib(sk.srv.get('peak_rss_bytes'))}, "
+          f"p99 {f_s(sk.lat('p99'))}, max {f_s(sk.lat('max'))}; server peak RSS {f_bytes(sk.srv.get('peak_rss_bytes'))}, "
           f"CPU {sk.srv.get('cpu_seconds') or 0:.0f} s. One point per 10 s window from the load generator's `series`.")
         w("")
         w("![soak: server RSS over time](" + rel(os.path.join(charts_dir, "soak_rss.svg")) + ")")
@@ -637,7 +648,7 @@ def main():
             w("|---:|---:|---:|---:|---:|---:|---:|")
             for p in ser:
                 w(f"| {p['t']:.0f} s | {p['pushes_done']:,} | {p['successes']:,} | {p['window_pushes']:,} | "
-                  f"{f_s(p.get('window_p99_s'))} | {f_mib(p.get('rss_bytes'))} | {p.get('cpu_seconds') or 0:.0f} s |")
+                  f"{f_s(p.get('window_p99_s'))} | {f_bytes(p.get('rss_bytes'))} | {p.get('cpu_seconds') or 0:.0f} s |")
             w("")
             w("</details>")
             w("")
@@ -719,14 +730,29 @@ def main():
             series_p.append({"label": GW_LABEL[gw], "color": GW_COLOR[gw],
                              "points": [(s.nodes, s.lat("p99")) for s in runs if s.lat("p99")]
                              + ([(s.nodes, s.lat("p99")) for s in breaking if s.ok and s.lat("p99")] if gw == "ringgate" else [])})
-    note = (f"{man.get('started_utc', '')[:10]}; {opt.get('cycles')} cycles of {f_dur(opt.get('cycle_s'))}, "
+    note = (f"{man.get('started_utc', '')[:10]}; {opt.get('cycles')} × {f_dur(opt.get('cycle_s'))} cycles, "
             f"0–{f_dur(opt.get('jitter_s'))} jitter; {'quick run; ' if man.get('quick') else ''}"
-            "the load generator on the same 2 CPUs")
+            "generator on the same 2 CPUs")
     ch("success_vs_nodes.svg", svg_chart("Push success rate against node count", series_s, "nodes (log scale)",
                                          "pushes that succeeded", xlog=True, yunit="%", ymin=0, ymax=100, note=note))
     ch("p99_vs_nodes.svg", svg_chart("p99 push latency against node count", series_p, "nodes (log scale)",
                                      "p99 latency (log scale)", xlog=True, ylog=True, yunit="s",
                                      hlines=[(1.0, "target 1 s", "#555"), (30.0, "client timeout 30 s", "#999")], note=note))
+    rss_series = []
+    for gw, runs in ladder.items():
+        allr = runs + ([s for s in breaking if s.ok] if gw == "ringgate" else [])
+        pts = [(s.nodes, s.srv["peak_rss_bytes"] / 1e9) for s in allr if s.srv.get("peak_rss_bytes")]
+        if pts:
+            rss_series.append({"label": f"{GW_LABEL[gw]} peak RSS", "color": GW_COLOR[gw], "points": pts})
+    expo = sorted({(s.nodes, stored_bytes(s.rep) / 1e9) for s in ladder["ringgate"] + [b for b in breaking if b.ok]
+                   if stored_bytes(s.rep)})
+    if expo:
+        rss_series.append({"label": "ringgate stored exposition", "color": "#555", "dash": "5 4", "marker": "none",
+                           "points": expo})
+        rss_series.append({"label": "1.5 × stored exposition (target)", "color": "#999", "dash": "2 3", "marker": "none",
+                           "points": [(n, 1.5 * b) for n, b in expo]})
+    ch("rss_vs_nodes.svg", svg_chart("Gateway peak RSS against node count", rss_series, "nodes (log scale)",
+                                     "GB (log scale)", xlog=True, ylog=True, note=note + "; a run killed by the RAM guard: RSS at the kill"))
     sc_series = []
     for gw in ("ringgate", "official", "official-nocheck"):
         for gz in (False, True):
