@@ -232,7 +232,8 @@ def svg_chart(title, series, xlabel, ylabel, xlog=False, ylog=False, xunit="", y
         x0, x1 = xt[0], xt[-1]
     if ylog:
         y0 = 10 ** math.floor(math.log10(max(y0, 1e-6)))
-        y1 = 10 ** math.ceil(math.log10(max(y1, y0 * 10)))
+        top = max([y for s in series for _, y in s["points"]] + [h[0] * 1.5 for h in hlines] + [y0 * 10])
+        y1 = 10 ** math.ceil(math.log10(top))
         yt = log_ticks(y0, y1)
     else:
         yt = nice_ticks(y0 if ymin is None else ymin, y1)
@@ -345,6 +346,178 @@ def criterion_rows(crit_dir):
     return rows
 
 
+# ---- facts for the hand-written notes ---------------------------------------------------------
+#
+# bench/target-notes.md explains the misses in words; every figure it quotes is a {{key}} filled
+# here from the raw files (showcase JSON, bench-results/profiles/*, criterion estimates).
+
+def latest(pattern_dir, prefix):
+    if not os.path.isdir(pattern_dir):
+        return None
+    c = sorted(d for d in os.listdir(pattern_dir) if d.startswith(prefix))
+    return os.path.join(pattern_dir, c[-1]) if c else None
+
+
+def callgrind_pcts(path):
+    """{function name: (Ir, percent)} from callgrind_annotate output; first occurrence wins."""
+    out, total = {}, None
+    if not os.path.exists(path):
+        return out, None
+    for line in open(path):
+        m = re.match(r"^\s*([\d,]+) \(\s*([\d.]+)%\)\s+(\S.*)$", line)
+        if not m:
+            continue
+        ir, pct, where = int(m.group(1).replace(",", "")), float(m.group(2)), m.group(3)
+        if "PROGRAM TOTALS" in where:
+            total = ir
+            continue
+        fn = where.split(":", 1)[1] if ":" in where else where
+        fn = re.sub(r" \[[^\]]*\]$", "", fn)
+        out.setdefault(fn, (ir, pct))
+    return out, total
+
+
+def build_facts(out_dir, scen):
+    F = {}
+    prof = os.path.join(out_dir, "profiles")
+    mem = latest(prof, "memory-")
+    if mem and os.path.exists(os.path.join(mem, "summary.json")):
+        F["mem.dir"] = os.path.relpath(mem, out_dir)
+        for row in json.load(open(os.path.join(mem, "summary.json"))):
+            k = f"mem.{row['variant']}"
+            F[k + ".peak"] = f_bytes(row["peak_rss_bytes"])
+            F[k + ".system"] = f_bytes(row["malloc_system_bytes"])
+            F[k + ".in_use"] = f_bytes(row["malloc_in_use_bytes"])
+            F[k + ".trim"] = f_bytes(row.get("rss_after_malloc_trim_bytes"))
+            F[k + ".rendered"] = f_bytes(row.get("stored_rendered_bytes_self_metrics"))
+            if row.get("stored_rendered_bytes_self_metrics"):
+                F[k + ".ratio"] = f"{row['peak_rss_bytes'] / row['stored_rendered_bytes_self_metrics']:.2f}×"
+                F[k + ".in_use_ratio"] = f"{row['malloc_in_use_bytes'] / row['stored_rendered_bytes_self_metrics']:.2f}×"
+            F[k + ".cpu"] = f"{row['server_cpu_s']:.1f} s"
+            F[k + ".max"] = f_s(row["max_s"])
+    cpu = latest(prof, "cpu-")
+    if cpu:
+        F["cpu.dir"] = os.path.relpath(cpu, out_dir)
+        split = {}
+        if os.path.exists(os.path.join(cpu, "cpu-split.txt")):
+            for line in open(os.path.join(cpu, "cpu-split.txt")):
+                n, u, sy = line.split()
+                split[n] = (float(u), float(sy))
+        try:
+            r = json.load(open(os.path.join(cpu, "small-native.json")))
+            n = r["successes"]
+            u, sy = split.get("small-native", (None, None))
+            F["cpu.small.rate"] = f"{r['pushes_per_s']:,.0f}"
+            F["cpu.small.pushes"] = f"{n:,}"
+            F["cpu.small.server_us"] = f"{r['server']['cpu_seconds'] / n * 1e6:.1f} µs"
+            F["cpu.small.loadgen_us"] = f"{r['loadgen']['cpu_seconds'] / n * 1e6:.1f} µs"
+            if u is not None:
+                F["cpu.small.user_us"] = f"{u / n * 1e6:.1f} µs"
+                F["cpu.small.sys_us"] = f"{sy / n * 1e6:.1f} µs"
+                F["cpu.small.sys_pct"] = f"{sy / (u + sy) * 100:.0f} %"
+                F["cpu.small.ceiling"] = f"{2 / ((r['server']['cpu_seconds'] + r['loadgen']['cpu_seconds']) / n):,.0f}"
+                F["cpu.small.ceiling_no_user"] = f"{2 / ((sy + r['loadgen']['cpu_seconds']) / n):,.0f}"
+        except (OSError, KeyError, ZeroDivisionError):
+            pass
+        names = {
+            "render_times": "ringgate::store::Store::render_times",
+            "parse_body": "ringgate::api::parse_body",
+            "head": "ringgate::http::Response::head",
+            "from_path": "ringgate::grouping::GroupKey::from_path",
+            "injected": "ringgate::grouping::GroupKey::injected",
+            "malloc": "malloc",
+            "free": "free",
+            "format": "alloc::fmt::format::format_inner",
+            "parse": "ringgate::text::parse_with_limit",
+            "sample": "ringgate::expo::FamilyRenderer::sample",
+            "finish": "ringgate::expo::FamilyRenderer::finish",
+            "from_utf8": "core::str::converts::from_utf8",
+            "park": "glommio::parking::Parker::park",
+        }
+        for run in ("small", "stress"):
+            inc, total = callgrind_pcts(os.path.join(cpu, f"{run}-callgrind.inclusive.txt"))
+            for key, fn in names.items():
+                if fn in inc:
+                    F[f"cg.{run}.{key}"] = f"{inc[fn][1]:.1f} %"
+            try:
+                r = json.load(open(os.path.join(cpu, f"{run}-callgrind.json")))
+                if total and run == "small":
+                    F["cg.small.ir_per_push"] = f"{total / r['successes']:,.0f}"
+                if total and run == "stress":
+                    F["cg.stress.ir_per_byte"] = f"{total / r['bytes_sent_ok']:.0f}"
+            except (OSError, KeyError, ZeroDivisionError):
+                pass
+    crit = os.path.join(out_dir, "criterion")
+    for key, path in (("parse.mb_s", "parse_render/text_node_exporter_794cpu"), ("gzip.mb_s", "gzip/one_member_16MiB_part"),
+                      ("gzip2.mb_s", "gzip/parallel_2_threads_whole_store")):
+        try:
+            est = json.load(open(os.path.join(crit, path, "estimates.json")))
+            meta = json.load(open(os.path.join(crit, path, "benchmark.json")))
+            e = est.get("slope") or est["mean"]
+            F[key] = f"{meta['throughput']['Bytes'] / e['point_estimate'] * 1e3:,.0f} MB/s"
+        except (OSError, KeyError):
+            pass
+    # breaking point: the last pass and the first failure of the search
+    brk = sorted([x for x in scen if x.group == "breaking" and x.ok], key=lambda x: x.nodes)
+    passed = [x for x in brk if x.e.get("breaking_pass")]
+    failed = [x for x in brk if not x.e.get("breaking_pass")]
+    for tag, x in (("pass", passed[-1] if passed else None), ("fail", failed[0] if failed else None)):
+        if not x:
+            continue
+        c = x.rep["config"]
+        k = f"brk.{tag}"
+        F[k + ".nodes"] = f"{x.nodes:,}"
+        F[k + ".push_mb_s"] = f"{c['bytes_per_cycle'] / c['jitter_s'] / 1e6:,.0f} MB/s"
+        F[k + ".p99"] = f_s(x.lat("p99"))
+        F[k + ".queue_p95"] = f_s(x.rep.get("queue_wait_s", {}).get("p95"))
+        F[k + ".store"] = f_bytes(stored_bytes(x.rep))
+        F[k + ".cpu"] = f"{x.srv.get('cpu_seconds') or 0:.0f} s"
+        F[k + ".wall"] = f"{x.e.get('wall_s', 0):.0f} s"
+        F[k + ".loadgen_cpu"] = f"{(x.rep.get('loadgen') or {}).get('cpu_seconds') or 0:.1f} s"
+        oc = x.other_cpu()
+        F[k + ".other_cpu"] = "–" if oc is None else f"{oc:.0f} s"
+        ser = x.rep.get("series", [])
+        idle = [b["cpu_seconds"] - a["cpu_seconds"] for a, b in zip(ser, ser[1:])
+                if b.get("window_pushes") == 0 and a.get("cpu_seconds") is not None and b.get("cpu_seconds") is not None]
+        if idle:
+            F[k + ".idle_cpu_max"] = f"{max(idle):.1f} s"
+            F[k + ".idle_cpu_min"] = f"{min(idle):.1f} s"
+        gz = [p for p in x.rep.get("probes", []) if p.get("gzip") and p.get("status") == 200]
+        if gz:
+            F[k + ".gzip_max"] = f_s(max(p["seconds"] for p in gz))
+    killed = [x for x in scen if x.group == "breaking" and x.e.get("server_killed_rss_cap")]
+    if killed:
+        x = killed[0]
+        F["brk.killed.nodes"] = f"{x.nodes:,}"
+        F["brk.killed.rss"] = f_bytes(x.e["server_killed_rss_cap"])
+        F["brk.killed.store"] = f_bytes(stored_bytes(x.rep)) if x.rep else "–"
+    # soak: RSS step-ups and the scrapes next to them
+    sk = next((x for x in scen if x.group == "soak" and x.ok), None)
+    if sk:
+        ser = sk.rep.get("series", [])
+        cyc = sk.rep["config"]["cycle_s"]
+        steps = [(a, b) for a, b in zip(ser, ser[1:]) if b["t"] > 2 * cyc and a.get("rss_bytes") and b.get("rss_bytes")
+                 and b["rss_bytes"] - a["rss_bytes"] > 20e6]
+        gz = [p for p in sk.rep.get("probes", []) if p.get("gzip")]
+        with_gz = [1 for a, b in steps if any(a["t"] - sk.rep["config"]["probe_interval_s"] <= p["t"] <= b["t"] for p in gz)]
+        with_push = [1 for a, b in steps if b.get("window_pushes")]
+        F["soak.steps"] = str(len(steps))
+        F["soak.steps_gzip"] = str(len(with_gz))
+        F["soak.steps_push"] = str(len(with_push))
+        F["soak.gzip_max"] = f_s(max((p["seconds"] for p in gz), default=None))
+    return F
+
+
+def fill(text, F, missing):
+    def sub(m):
+        k = m.group(1)
+        if k in F:
+            return F[k]
+        missing.add(k)
+        return f"?{k}?"
+    return re.sub(r"\{\{([\w.]+)\}\}", sub, text)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run", help="showcase run directory (has manifest.json)")
@@ -359,6 +532,9 @@ def main():
     man = json.load(open(os.path.join(run_dir, "manifest.json")))
     scen = [Scenario(e, run_dir) for e in man["scenarios"]]
     notes = load_notes()
+    facts = build_facts(out_dir, scen)
+    missing = set()
+    notes = {k: fill(v, facts, missing) for k, v in notes.items()}
 
     stress = [s for s in scen if s.ok and s.rep.get("mode") == "stress"]
     ladder = {gw: sorted([s for s in stress if s.group == gw], key=lambda s: s.nodes)
@@ -712,6 +888,21 @@ def main():
       f"[`{rel(run_dir)}/logs/`]({rel(run_dir)}/logs/).")
     w("")
 
+    prof = os.path.join(out_dir, "profiles")
+    if os.path.isdir(prof):
+        w("## Profiles")
+        w("")
+        w("`perf stat -e instructions` is *not supported* on this VM (no PMU), so the CPU profiles are callgrind "
+          "(user-space instruction counts) plus the user/system CPU split from `/proc/PID/stat`; the memory profile "
+          "asks glibc for its arena statistics through gdb. Each directory has its commands, raw outputs and a README:")
+        w("")
+        for d in sorted(os.listdir(prof)):
+            readme = os.path.join(prof, d, "README.md")
+            if os.path.exists(readme):
+                w(f"- [`profiles/{d}/`](profiles/{d}/README.md) — " + open(readme).readline().lstrip("# ").strip())
+        w("")
+    if missing:
+        print(f"report: notes refer to unknown facts: {sorted(missing)}", file=sys.stderr)
     with open(out_path, "w") as f:
         f.write("\n".join(L))
 
@@ -783,12 +974,13 @@ def main():
                                         note="circles: plain; squares: gzip; only scrapes answered 200"))
     if sk:
         ser = sk.rep.get("series", [])
+        sb = stored_bytes(sk.rep)
         ch("soak_rss.svg", svg_chart(f"Soak, {sk.nodes:,} nodes: server RSS over time",
-                                     [{"label": "ringgate RSS (MiB)", "color": GW_COLOR["ringgate"], "marker": "none",
-                                       "points": [(p["t"] / 60, p["rss_bytes"] / 2**20) for p in ser if p.get("rss_bytes")]}],
-                                     "minutes", "RSS (MiB)", ymin=0, yunit="MiB",
-                                     hlines=[(stored_bytes(sk.rep) / 2**20, "stored exposition at the end", "#555")]
-                                     if stored_bytes(sk.rep) else []))
+                                     [{"label": "ringgate RSS", "color": GW_COLOR["ringgate"], "marker": "none",
+                                       "points": [(p["t"] / 60, p["rss_bytes"] / 1e9) for p in ser if p.get("rss_bytes")]}],
+                                     "minutes", "RSS (GB)", ymin=0,
+                                     hlines=[(sb / 1e9, "stored exposition at the end", "#555"),
+                                             (1.5 * sb / 1e9, "1.5 × stored exposition (target)", "#999")] if sb else []))
         ch("soak_p99.svg", svg_chart(f"Soak, {sk.nodes:,} nodes: p99 push latency per 10 s window",
                                      [{"label": "ringgate window p99", "color": GW_COLOR["ringgate"], "marker": "none",
                                        "points": [(p["t"] / 60, p["window_p99_s"]) for p in ser if p.get("window_p99_s")]}],
