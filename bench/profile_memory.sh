@@ -36,6 +36,7 @@ port=19391
 {
     echo "# bench/profile_memory.sh, $(date -u '+%Y-%m-%d %H:%M UTC'), ringgate $(sha256sum "$RG" | cut -c1-16)"
     echo "# loadgen args: ${args[*]}"
+    echo "# ringgate built from: $(cat "$RG.built-from" 2>/dev/null || echo unknown)"
 } >> "$out/commands.txt"
 [ -n "${SUMMARY_ONLY:-}" ] && variants=()
 for v in "${variants[@]}"; do

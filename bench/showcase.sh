@@ -49,6 +49,8 @@ if [ "$build" = 1 ]; then
     fi
     echo "showcase: building ringgate (release) in $RINGGATE_TARGET_DIR from $SHOWCASE_BUILD_SRC" >&2
     (cd "$dir" && CARGO_TARGET_DIR="$RINGGATE_TARGET_DIR" cargo build --release --bin ringgate)
+    # For bench/profile_*.sh, which profile this same binary.
+    echo "$SHOWCASE_BUILD_SRC" > "$RINGGATE_TARGET_DIR/release/ringgate.built-from"
     echo "showcase: building ringgate-loadgen (release) in $LOADGEN_TARGET_DIR" >&2
     (cd "$dir" && CARGO_TARGET_DIR="$LOADGEN_TARGET_DIR" cargo build --release -p ringgate-loadgen)
 fi
