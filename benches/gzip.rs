@@ -46,7 +46,11 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("gzip");
     // Iterations of a second or more: flat sampling (10 samples of equal iteration counts).
-    group.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Bytes(assembled.len as u64));
     group.bench_function("one_member_whole_store", |b| {
         b.iter(|| black_box(ringgate::decompress::gzip_member(&assembled.slices(), LEVEL).len()))

@@ -50,8 +50,7 @@ pub fn scale_cpus(body: &str, cpus: usize) -> String {
 /// `groups` groups of `body`, pushed as the server would, over `SHARDS` stores.
 pub fn build_stores(body: &str, groups: usize) -> Vec<Store> {
     let registry = Arc::new(Registry::default());
-    let mut stores: Vec<Store> =
-        (0..SHARDS).map(|_| Store::new(registry.clone(), Duration::from_secs(3600))).collect();
+    let mut stores: Vec<Store> = (0..SHARDS).map(|_| Store::new(registry.clone(), Duration::from_secs(3600))).collect();
     let life = Life { lifecycle: Lifecycle::Persistent, ttl: Duration::from_secs(300) };
     let mut bump = Bump::new();
     for i in 0..groups {
