@@ -40,6 +40,8 @@ pub struct Scrape {
     /// Per shard: the clear groups (key, generation) this scrape carries.
     pub clear: Vec<Vec<(GroupKey, u64)>>,
     pub started: Instant,
+    /// Held while this scrape's clear groups are unacknowledged; `None` when it has none.
+    pending: Option<crate::registry::AckPending>,
 }
 
 /// After a scrape was written whole: tell every owner which clear groups it delivered.
@@ -49,7 +51,13 @@ pub async fn acknowledge(shard: &Shard, scrape: Scrape) {
             let _ = shard.call(owner, Op::Ack { scraper: scrape.scraper.clone(), items }).await;
         }
     }
+    drop(scrape.pending);
 }
+
+/// How long a scrape waits for the same scraper's previous scrape to be acknowledged (it may
+/// still be being written to a slow or vanished client); after that it goes ahead, and may
+/// carry clear groups the previous one delivered too.
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -166,6 +174,9 @@ pub async fn handle(shard: &Shard, req: Request) -> Outcome {
 async fn scrape_all(shard: &Shard, scraper: &str) -> Result<Scrape, Busy> {
     let started = Instant::now();
     shard.shared.scrapers.seen(scraper, started);
+    while shard.shared.scrapers.pending(scraper) > 0 && started.elapsed() < ACK_WAIT {
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+    }
     let replies = shard.call_all(|| Op::Snapshot { scraper: scraper.into() }).await?;
     let mut snaps = Vec::with_capacity(replies.len());
     let mut clear = Vec::with_capacity(replies.len());
@@ -175,7 +186,8 @@ async fn scrape_all(shard: &Shard, scraper: &str) -> Result<Scrape, Busy> {
             snaps.push(s);
         }
     }
-    Ok(Scrape { assembled: scrape::assemble(snaps), scraper: scraper.into(), clear, started })
+    let pending = clear.iter().any(|c| !c.is_empty()).then(|| shard.shared.scrapers.begin_ack(scraper));
+    Ok(Scrape { assembled: scrape::assemble(snaps), scraper: scraper.into(), clear, started, pending })
 }
 
 /// The lifecycle a push asks for: its headers, else the server default.

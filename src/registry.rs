@@ -190,10 +190,12 @@ mod tests {
 }
 
 /// The scrapers seen recently, by id: who must receive clear-lifecycle data when no
-/// `--clear.scrapers` list is configured.
+/// `--clear.scrapers` list is configured. Also counts, per scraper, the scrapes carrying
+/// clear groups whose acknowledgement has not reached the owners yet (see [`AckPending`]).
 #[derive(Default)]
 pub struct Scrapers {
     seen: Mutex<AHashMap<Box<str>, std::time::Instant>>,
+    pending: Mutex<AHashMap<Box<str>, usize>>,
 }
 
 impl Scrapers {
@@ -212,5 +214,37 @@ impl Scrapers {
         let mut m = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         m.retain(|_, t| now.saturating_duration_since(*t) <= max_age);
         m.keys().cloned().collect()
+    }
+
+    /// Scrapes by `id` whose clear groups are not acknowledged yet.
+    pub fn pending(&self, id: &str) -> usize {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).get(id).copied().unwrap_or(0)
+    }
+
+    /// Counts one more such scrape until the returned guard is dropped.
+    pub fn begin_ack(self: &std::sync::Arc<Self>, id: &str) -> AckPending {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()).entry(id.into()).or_insert(0) += 1;
+        AckPending { scrapers: self.clone(), id: id.into() }
+    }
+}
+
+/// A scrape that carries clear groups, from its snapshot until its acknowledgement was
+/// applied by every owner (or the scrape failed). The scraper's next scrape waits for it, so
+/// a scraper that reads the whole response and scrapes again at once does not get the same
+/// groups twice.
+pub struct AckPending {
+    scrapers: std::sync::Arc<Scrapers>,
+    id: Box<str>,
+}
+
+impl Drop for AckPending {
+    fn drop(&mut self) {
+        let mut m = self.scrapers.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&*self.id) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&*self.id);
+            }
+        }
     }
 }

@@ -31,7 +31,7 @@ use crate::store::{Budget, Life, PushError, PushMode, ShardSnapshot, Store};
 /// State every shard shares: the family-type registry, the scrapers seen, and the stop flags.
 pub struct Shared {
     pub registry: Arc<Registry>,
-    pub scrapers: Scrapers,
+    pub scrapers: Arc<Scrapers>,
     /// Set by SIGTERM/SIGINT or /-/quit: stop accepting, drain, flush, exit.
     pub stop: AtomicBool,
     pub start_time: f64,
@@ -41,7 +41,7 @@ impl Shared {
     pub fn new() -> Shared {
         Shared {
             registry: Arc::new(Registry::default()),
-            scrapers: Scrapers::default(),
+            scrapers: Arc::new(Scrapers::default()),
             stop: AtomicBool::new(false),
             start_time: crate::api::unix_now(),
         }
