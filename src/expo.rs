@@ -7,8 +7,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::grouping::InjectedLabel;
+use crate::gzip::{self, Segments};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MetricType {
@@ -64,26 +67,66 @@ pub struct RenderedFamily {
     pub series: u32,
 }
 
-/// Rendered bytes: a range of a buffer that may hold the other families of the same group
-/// too (see [`pack`]). Reads as `[u8]`.
+/// Rendered bytes: one family's range of a buffer that may hold the other families of the
+/// same group too (see [`pack`]). Reads as `[u8]`.
 #[derive(Clone)]
 pub struct Chunk {
-    buf: std::sync::Arc<Vec<u8>>,
-    start: usize,
-    end: usize,
+    buf: Arc<Packed>,
+    /// Index of this chunk's range in `buf.ranges`.
+    seg: u32,
+}
+
+/// Bytes of gzip segments held by the store right now (see [`Chunk::deflated`]).
+pub static DEFLATED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// One buffer of rendered families and, once a gzip scrape asked for them, the same ranges
+/// as deflate segments.
+struct Packed {
+    bytes: Vec<u8>,
+    ranges: Box<[(usize, usize)]>,
+    deflated: OnceLock<Segments>,
+}
+
+impl Drop for Packed {
+    fn drop(&mut self) {
+        if let Some(s) = self.deflated.get() {
+            DEFLATED_BYTES.fetch_sub(s.data.len(), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Chunk {
+    fn range(&self) -> (usize, usize) {
+        self.buf.ranges[self.seg as usize]
+    }
+
+    /// These bytes as an independent raw deflate segment (see `crate::gzip`). The first call
+    /// for any chunk of a buffer compresses every range of that buffer, once; concurrent
+    /// callers wait for it; later calls are free until the buffer is replaced.
+    pub fn deflated(&self) -> &[u8] {
+        let p = &*self.buf;
+        p.deflated
+            .get_or_init(|| {
+                let s = gzip::deflate_segments(&p.bytes, &p.ranges);
+                DEFLATED_BYTES.fetch_add(s.data.len(), Ordering::Relaxed);
+                s
+            })
+            .get(self.seg as usize)
+    }
 }
 
 impl std::ops::Deref for Chunk {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        let (start, end) = self.range();
+        &self.buf.bytes[start..end]
     }
 }
 
 impl From<Vec<u8>> for Chunk {
     fn from(v: Vec<u8>) -> Chunk {
-        let end = v.len();
-        Chunk { buf: std::sync::Arc::new(v), start: 0, end }
+        let ranges = Box::new([(0, v.len())]);
+        Chunk { buf: Arc::new(Packed { bytes: v, ranges, deflated: OnceLock::new() }), seg: 0 }
     }
 }
 
@@ -103,22 +146,23 @@ impl fmt::Debug for Chunk {
 /// its range of it. A stored group is then one allocation instead of one per family: replacing
 /// it frees one block (large ones go straight back to the kernel) instead of fragmenting the
 /// heap with hundreds of family-sized holes every push cycle. Costs one copy of the rendered
-/// bytes, small beside parsing them.
+/// bytes, small beside parsing them. The gzip segments of the buffer, when made, are one
+/// allocation too.
 pub fn pack(families: &mut [RenderedFamily]) {
     if families.is_empty() {
         return;
     }
     let total = families.iter().map(|f| f.samples.len()).sum();
-    let mut buf = Vec::with_capacity(total);
+    let mut bytes = Vec::with_capacity(total);
     let mut ranges = Vec::with_capacity(families.len());
     for f in families.iter() {
-        let start = buf.len();
-        buf.extend_from_slice(&f.samples);
-        ranges.push((start, buf.len()));
+        let start = bytes.len();
+        bytes.extend_from_slice(&f.samples);
+        ranges.push((start, bytes.len()));
     }
-    let buf = std::sync::Arc::new(buf);
-    for (f, (start, end)) in families.iter_mut().zip(ranges) {
-        f.samples = Chunk { buf: buf.clone(), start, end };
+    let buf = Arc::new(Packed { bytes, ranges: ranges.into(), deflated: OnceLock::new() });
+    for (i, f) in families.iter_mut().enumerate() {
+        f.samples = Chunk { buf: buf.clone(), seg: i as u32 };
     }
 }
 

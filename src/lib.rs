@@ -13,13 +13,15 @@
 //!
 //! And a scrape: `scrape` asks every shard for a snapshot of its rendered chunks (reference
 //! counted, no copy), merges families by name, writes each family's HELP/TYPE once and then
-//! the chunks with vectored writes (`sys`).
+//! the chunks with vectored writes (`sys`). A gzip scrape sends the same parts as deflate
+//! segments made once per pushed group and framed into one gzip member (`gzip`).
 
 pub mod api;
 pub mod config;
 pub mod decompress;
 pub mod expo;
 pub mod grouping;
+pub mod gzip;
 pub mod http;
 pub mod jsonapi;
 pub mod log;

@@ -23,6 +23,7 @@ pub const PUSH_DURATION: &str = "ringgate_push_duration_seconds";
 pub const SCRAPE_DURATION: &str = "ringgate_scrape_duration_seconds";
 pub const GROUPS: &str = "ringgate_groups";
 pub const STORED_BYTES: &str = "ringgate_stored_bytes";
+pub const GZIP_SEGMENT_BYTES: &str = "ringgate_gzip_segment_bytes";
 pub const REMOVALS: &str = "ringgate_group_removals_total";
 pub const PERSISTENCE_WRITES: &str = "ringgate_persistence_writes_total";
 
@@ -257,6 +258,18 @@ impl Stats {
                 (&[("outcome", "failed")], self.persist_failed.get().to_string()),
             ],
         );
+        if shard == 0 {
+            // Process-wide (segments are not counted per shard): shown once, without `shard`.
+            let v = crate::expo::DEFLATED_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+            let help = "Bytes of deflate segments kept beside the stored exposition for gzip scrapes.";
+            out.push(Arc::new(RenderedFamily {
+                name: GZIP_SEGMENT_BYTES.into(),
+                mtype: MetricType::Gauge,
+                help: Some(help.into()),
+                samples: format!("{GZIP_SEGMENT_BYTES} {v}\n").into_bytes().into(),
+                series: 1,
+            }));
+        }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }

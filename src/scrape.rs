@@ -125,10 +125,70 @@ impl Assembled {
         out
     }
 
-    /// Compresses parts `range` into one gzip member.
+    /// Compresses parts `range` into one gzip member, from scratch (benchmarks compare it
+    /// with the segments a scrape sends).
     pub fn gzip_range(&self, range: std::ops::Range<usize>, level: u32) -> Vec<u8> {
         let slices = self.slices();
         crate::decompress::gzip_member(&slices[range], level)
+    }
+
+    /// Gets parts `range` ready for a gzip scrape: makes the deflate segments of every chunk
+    /// that has none yet and returns the CRC-32 and length of the range's plain bytes.
+    /// Runs on a blocking thread; the CPU it costs is the compression of what was pushed
+    /// since the last gzip scrape.
+    pub fn prepare_gzip(&self, range: std::ops::Range<usize>) -> (u32, u64) {
+        let mut crc = crc32fast::Hasher::new();
+        let mut len = 0u64;
+        for p in &self.parts[range] {
+            let plain = match p {
+                Part::Header(s, e) => &self.header[*s..*e],
+                Part::Chunk(c) => {
+                    c.samples.deflated();
+                    &c.samples[..]
+                }
+            };
+            crc.update(plain);
+            len += plain.len() as u64;
+        }
+        (crc.finalize(), len)
+    }
+
+    /// Parts `range` as the slices of a gzip body (after [`prepare_gzip`] of that range):
+    /// HELP/TYPE lines in stored blocks whose 5-byte headers are kept in `frames`, chunks as
+    /// their deflate segments.
+    ///
+    /// [`prepare_gzip`]: Assembled::prepare_gzip
+    pub fn gzip_slices<'a>(
+        &'a self,
+        range: std::ops::Range<usize>,
+        frames: &'a mut Vec<[u8; 5]>,
+        out: &mut Vec<&'a [u8]>,
+    ) {
+        frames.clear();
+        for p in &self.parts[range.clone()] {
+            if let Part::Header(s, e) = p {
+                crate::gzip::Framer::stored_headers(e - s, frames);
+            }
+        }
+        let frames: &'a [[u8; 5]] = frames;
+        let mut next = 0;
+        for p in &self.parts[range] {
+            match p {
+                Part::Header(s, e) => {
+                    for run in self.header[*s..*e].chunks(u16::MAX as usize) {
+                        out.push(&frames[next]);
+                        out.push(run);
+                        next += 1;
+                    }
+                }
+                Part::Chunk(c) => {
+                    let seg = c.samples.deflated();
+                    if !seg.is_empty() {
+                        out.push(seg);
+                    }
+                }
+            }
+        }
     }
 }
 

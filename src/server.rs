@@ -35,9 +35,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// The expiry timer never sleeps longer than this, so a deadline set by a push after the
 /// timer went to sleep is still honoured well within a second.
 const EXPIRY_TICK: Duration = Duration::from_millis(200);
-/// gzip level for scrapes: fast; text metrics compress well even so.
-const SCRAPE_GZIP_LEVEL: u32 = 1;
-/// Bytes per gzip member compressed by one blocking thread.
+/// Plain bytes per part of a gzip scrape prepared by one blocking thread.
 const GZIP_PART: usize = 16 << 20;
 
 /// A started gateway.
@@ -353,14 +351,17 @@ async fn serve(shard: &Shard, stream: TcpStream) {
     }
 }
 
-/// Sends the scrape gzip-compressed, as concatenated gzip members in a chunked body: parts
-/// are compressed on blocking threads in parallel while earlier ones are being written.
+/// Sends the scrape as one gzip member in a chunked body (see `crate::gzip`). Each part of
+/// the scrape is prepared on a blocking thread (deflate segments made for groups pushed
+/// since the last gzip scrape, CRC of the plain bytes), several parts at a time, and written
+/// as an HTTP chunk as soon as it and the parts before it are ready.
 async fn write_gzip(
     shard: &Shard,
     conn: &mut Conn,
     assembled: &crate::scrape::Assembled,
     keep_alive: bool,
 ) -> io::Result<()> {
+    use crate::gzip::{Framer, GZIP_HEADER};
     let mut head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {EXPOSITION_CONTENT_TYPE}\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
     );
@@ -368,37 +369,58 @@ async fn write_gzip(
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
-    conn.stream.write_all(head.as_bytes()).await?;
-    // SAFETY-free sharing: the blocking threads need 'static data, so hand them an Arc of
-    // the assembled scrape (reference counts only; no bytes are copied).
+    head.push_str(&format!("{:x}\r\n", GZIP_HEADER.len()));
+    let mut first = head.into_bytes();
+    first.extend_from_slice(&GZIP_HEADER);
+    first.extend_from_slice(b"\r\n");
+    conn.stream.write_all(&first).await?;
+    // The blocking threads need 'static data: hand them an Arc of the assembled scrape
+    // (reference counts only; no bytes are copied).
     let shared = Arc::new(assembled.share());
     let parts = shared.split(assembled.len / GZIP_PART + 1);
     let parallel = shard.shards.max(2);
     let mut queue = std::collections::VecDeque::new();
     let mut next = 0;
-    let mut sent = 0usize;
+    let mut sent = GZIP_HEADER.len();
+    let mut framer = Framer::new();
+    let mut frames = Vec::new();
     while next < parts.len() || !queue.is_empty() {
         while queue.len() < parallel && next < parts.len() {
             let a = shared.clone();
             let range = parts[next].clone();
-            queue.push_back(glommio::spawn_local(async move {
-                glommio::executor()
-                    .spawn_blocking(move || {
-                        crate::sys::lower_thread_priority();
-                        a.gzip_range(range, SCRAPE_GZIP_LEVEL)
-                    })
-                    .await
-            }));
+            queue.push_back((
+                range.clone(),
+                glommio::spawn_local(async move {
+                    glommio::executor()
+                        .spawn_blocking(move || {
+                            crate::sys::lower_thread_priority();
+                            a.prepare_gzip(range)
+                        })
+                        .await
+                }),
+            ));
             next += 1;
         }
-        let member = queue.pop_front().expect("queue is not empty").await;
-        let mut chunk = format!("{:x}\r\n", member.len()).into_bytes();
-        chunk.extend_from_slice(&member);
-        chunk.extend_from_slice(b"\r\n");
-        conn.stream.write_all(&chunk).await?;
-        sent += member.len();
+        let (range, task) = queue.pop_front().expect("queue is not empty");
+        let (crc, len) = task.await;
+        framer.plain_crc(crc, len);
+        let mut slices = Vec::new();
+        slices.push(&[][..]); // the chunk-size line, below
+        shared.gzip_slices(range, &mut frames, &mut slices);
+        let size: usize = slices.iter().map(|s| s.len()).sum();
+        if size == 0 {
+            continue;
+        }
+        let size_line = format!("{size:x}\r\n");
+        slices[0] = size_line.as_bytes();
+        slices.push(b"\r\n");
+        conn.write_vectored_all(&slices).await?;
+        sent += size;
     }
-    conn.stream.write_all(b"0\r\n\r\n").await?;
-    shard.stats.sent(sent);
+    let mut last = format!("{:x}\r\n", 10).into_bytes();
+    last.extend_from_slice(&framer.trailer());
+    last.extend_from_slice(b"\r\n0\r\n\r\n");
+    conn.stream.write_all(&last).await?;
+    shard.stats.sent(sent + 10);
     Ok(())
 }

@@ -295,22 +295,67 @@ fn self_metrics_are_served_and_valid() {
     promtool_check(&m);
 }
 
-#[test]
-fn gzip_scrape_is_concatenated_members_of_the_same_bytes() {
-    let g = start();
-    for i in 0..3 {
-        g.put(&format!("/metrics/job/filler{i}"), &big_body(6));
-    }
-    let plain = g.get("/metrics");
+/// A gzip scrape, decoded, as text; checks it is one gzip member.
+fn gunzip_scrape(g: &Gateway) -> String {
     let zipped = g.req("GET", "/metrics", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(zipped.status, 200);
     assert_eq!(zipped.header("content-encoding").as_deref(), Some("gzip"));
     assert_eq!(zipped.header("transfer-encoding").as_deref(), Some("chunked"));
     let body = dechunk(&zipped.body);
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut out).unwrap();
-    // Self-metrics move between the two scrapes; compare the pushed part.
-    assert_eq!(strip_times(&String::from_utf8(out).unwrap()), strip_times(&plain.text()));
-    assert!(body.len() < plain.body.len() / 4);
+    let mut one = flate2::read::GzDecoder::new(&body[..]);
+    one.read_to_end(&mut out).unwrap();
+    assert!(one.into_inner().is_empty(), "one gzip member, nothing after it");
+    String::from_utf8(out).unwrap()
+}
+
+fn gauge(text: &str, name: &str) -> f64 {
+    let line = text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).unwrap();
+    line[name.len() + 1..].parse().unwrap()
+}
+
+#[test]
+fn gzip_scrape_decodes_to_the_same_bytes() {
+    let g = start();
+    for i in 0..3 {
+        g.put(&format!("/metrics/job/filler{i}"), &big_body(6));
+    }
+    let node = shared_data("node-exporter-2cpu.prom");
+    let gpu = std::fs::read_to_string(format!("{}/tests/fixtures/gpu.txt", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for n in 0..20 {
+        assert_eq!(g.put(&format!("/metrics/job/node/instance/n{n}"), &node).status, 200);
+        assert_eq!(g.put(&format!("/metrics/job/gpu/instance/n{n}"), &gpu).status, 200);
+    }
+    // Self-metrics move between two scrapes; compare the pushed part.
+    let plain = g.get("/metrics");
+    let first = gunzip_scrape(&g);
+    assert_eq!(strip_times(&first), strip_times(&plain.text()));
+    let segments = gauge(&first, "ringgate_gzip_segment_bytes");
+    // Made by the first gzip scrape (after its self-metrics were rendered), kept for the next.
+    let second = gunzip_scrape(&g);
+    assert_eq!(strip_times(&second), strip_times(&plain.text()));
+    let kept = gauge(&second, "ringgate_gzip_segment_bytes");
+    assert!(kept > segments, "segments made: {segments} then {kept}");
+    // About a fifth of the 18 MB filler plus the payloads, or better.
+    assert!(kept < plain.body.len() as f64 / 4.0, "{kept} of {}", plain.body.len());
+
+    // A POST replaces some families of a group (its families then live in two buffers), a
+    // PUT replaces a group, a DELETE removes one: the next gzip scrape follows all three.
+    let post = "# TYPE node_load1 gauge\nnode_load1 42\n# TYPE extra counter\nextra_total 7\n";
+    assert_eq!(g.post("/metrics/job/node/instance/n3", post).status, 200);
+    assert_eq!(
+        g.put("/metrics/job/gpu/instance/n4", "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\nDCGM_FI_DEV_GPU_TEMP 1\n").status,
+        200
+    );
+    assert_eq!(g.delete("/metrics/job/filler1").status, 202);
+    let plain = g.get("/metrics");
+    let third = gunzip_scrape(&g);
+    assert_eq!(strip_times(&third), strip_times(&plain.text()));
+    assert!(third.contains("node_load1{instance=\"n3\",job=\"node\"} 42\n"));
+    assert!(!third.contains("filler1"));
+    let after = gauge(&gunzip_scrape(&g), "ringgate_gzip_segment_bytes");
+    assert!(after < kept, "the deleted group's segments are freed: {kept} then {after}");
+    promtool_check(&third);
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
