@@ -888,6 +888,41 @@ def main():
       f"[`{rel(run_dir)}/logs/`]({rel(run_dir)}/logs/).")
     w("")
 
+    # ---- other runs beside this one
+    sc_root = os.path.dirname(run_dir)
+    others = []
+    for d in sorted(os.listdir(sc_root)) if os.path.isdir(sc_root) else []:
+        od = os.path.join(sc_root, d)
+        if od == run_dir or not os.path.exists(os.path.join(od, "manifest.json")):
+            continue
+        try:
+            om = json.load(open(os.path.join(od, "manifest.json")))
+            osc = [Scenario(e, od) for e in om["scenarios"]]
+        except (OSError, ValueError, KeyError):
+            continue
+        if om.get("quick"):
+            continue
+        others.append((d, om, osc))
+    if others:
+        w("## Earlier showcase runs")
+        w("")
+        w("Same matrix, raw JSON kept beside this run's; the gateway was built from a different commit.")
+        w("")
+        w("| run | built from | ringgate 1,000 nodes: success, p99, peak RSS | spike max | soak peak RSS | largest passing breaking scale | small pushes/s |")
+        w("|---|---|---|---:|---:|---:|---:|")
+        for d, om, osc in others:
+            def one(group, nodes=None):
+                return next((x for x in osc if x.ok and x.group == group and (nodes is None or x.nodes == nodes)), None)
+            r1k, spk, sok = one("ringgate", 1000), one("spike"), one("soak")
+            sm = next((x for x in osc if x.ok and x.group == "small" and x.gw == "ringgate"), None)
+            bp = max([x.nodes for x in osc if x.ok and x.gw == "ringgate" and x.group in ("ringgate", "breaking")
+                      and x.rep["successes"] == x.rep["pushes"] and (x.lat("p99") or 1e9) <= 1.0] or [0])
+            w(f"| [{d}]({rel(od)}/) | {om.get('git', {}).get('built_from', '?')} | "
+              + (f"{f_pct(r1k.rep['success_rate'])}, {f_s(r1k.lat('p99'))}, {f_bytes(r1k.srv.get('peak_rss_bytes'))}" if r1k else "–")
+              + f" | {f_s(spk.lat('max')) if spk else '–'} | {f_bytes(sok.srv.get('peak_rss_bytes')) if sok else '–'} | "
+              f"{bp:,} | {format(sm.rep['pushes_per_s'], ',.0f') if sm else '–'} |")
+        w("")
+
     prof = os.path.join(out_dir, "profiles")
     if os.path.isdir(prof):
         w("## Profiles")
