@@ -6,8 +6,15 @@
 //! - `one_member_whole_store`: the whole exposition through one deflate stream, one thread;
 //! - `one_member_16MiB_part`: one 16 MiB part (`Assembled::split`, `Assembled::gzip_range`),
 //!   the unit of work `server.rs` hands to a blocking thread (`GZIP_PART`);
-//! - `parallel_2_threads_whole_store`: every part, two threads at a time, as `write_gzip`
-//!   does on this 2-core machine (members concatenated; no socket write).
+//! - `parallel_2_threads_whole_store`: every part, two threads at a time (members
+//!   concatenated; no socket write). This is what a gzip scrape cost on every scrape before
+//!   scrapes sent per-group deflate segments (`src/gzip.rs`);
+//! - `segments_made_whole_store`: every family chunk deflated as its own sync-flushed
+//!   segment (`gzip::deflate_segments`), one thread: what the first gzip scrape after every
+//!   group was pushed again costs, at most once per push;
+//! - `segments_reused_whole_store`: a gzip scrape whose segments exist
+//!   (`Assembled::prepare_gzip`, CRC-32 of the plain bytes, and `Assembled::gzip_slices`), one
+//!   thread: what every other gzip scrape costs.
 //!
 //! The compressed size (ratio) is printed once in the `payloads:` line. Every group has the
 //! same sample values, but deflate's window is 32 KiB and one group's exposition is ~300 KB,
@@ -77,7 +84,33 @@ fn bench(c: &mut Criterion) {
             black_box(total.into_inner())
         })
     });
+    group.throughput(Throughput::Bytes(assembled.len as u64));
+    let slices = assembled.slices();
+    let mut seg_bytes = 0;
+    group.bench_function("segments_made_whole_store", |b| {
+        b.iter(|| {
+            seg_bytes = slices.iter().map(|s| ringgate::gzip::deflate_segments(s, &[(0, s.len())]).data.len()).sum();
+            black_box(seg_bytes)
+        })
+    });
+    let all = 0..parts.last().map_or(0, |r| r.end);
+    assembled.prepare_gzip(all.clone());
+    group.bench_function("segments_reused_whole_store", |b| {
+        b.iter(|| {
+            let (crc, len) = assembled.prepare_gzip(all.clone());
+            let mut frames = Vec::new();
+            let mut out = Vec::new();
+            assembled.gzip_slices(all.clone(), &mut frames, &mut out);
+            black_box((crc, len, out.len()))
+        })
+    });
     group.finish();
+    eprintln!(
+        "segments: {} bytes for {} bytes of exposition (ratio {:.1})",
+        seg_bytes,
+        assembled.len,
+        assembled.len as f64 / seg_bytes.max(1) as f64
+    );
 }
 
 criterion_group!(benches, bench);
