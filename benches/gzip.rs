@@ -5,7 +5,7 @@
 //! `scrape::assemble`). Three ways:
 //! - `one_member_whole_store`: the whole exposition through one deflate stream, one thread;
 //! - `one_member_16MiB_part`: one 16 MiB part (`Assembled::split`, `Assembled::gzip_range`),
-//!   the unit of work `server.rs` hands to a blocking thread (`GZIP_PART`);
+//!   one run of a scrape (`SCRAPE_RUN` in src/server.rs);
 //! - `parallel_2_threads_whole_store`: every part, two threads at a time (members
 //!   concatenated; no socket write). This is what a gzip scrape cost on every scrape before
 //!   scrapes sent per-group deflate segments (`src/gzip.rs`);
@@ -30,7 +30,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingM
 use fixture::{build_stores, data, scale_cpus, CPUS};
 
 const GROUPS: usize = 1000;
-/// The scrape's gzip level and part size (`SCRAPE_GZIP_LEVEL`, `GZIP_PART` in src/server.rs).
+/// The gzip level scrapes used before segments, and the run size (`SCRAPE_RUN` in src/server.rs).
 const LEVEL: u32 = 1;
 const PART: usize = 16 << 20;
 

@@ -29,18 +29,42 @@ pub struct Assembled {
 enum Part {
     Header(usize, usize),
     Chunk(Arc<RenderedFamily>),
+    /// A chunk already written and let go of (see [`Assembled::release`]).
+    Released,
 }
 
 impl Assembled {
     /// The output as slices, in order.
     pub fn slices(&self) -> Vec<&[u8]> {
-        self.parts
+        self.slices_of(0..self.parts.len())
+    }
+
+    /// Parts `range` of the output as slices, in order.
+    pub fn slices_of(&self, range: std::ops::Range<usize>) -> Vec<&[u8]> {
+        self.parts[range]
             .iter()
             .map(|p| match p {
                 Part::Header(s, e) => &self.header[*s..*e],
                 Part::Chunk(c) => &c.samples[..],
+                Part::Released => &[][..],
             })
             .collect()
+    }
+
+    /// Lets go of the chunks of parts `range`, once written. A scrape holds every chunk it
+    /// will send; a group replaced by a push meanwhile stays in memory until the scrape lets
+    /// go of all its chunks, so a long scrape releases what it has sent as it goes.
+    pub fn release(&mut self, range: std::ops::Range<usize>) {
+        for p in &mut self.parts[range] {
+            if matches!(p, Part::Chunk(_)) {
+                *p = Part::Released;
+            }
+        }
+    }
+
+    /// Number of parts (header ranges and chunks).
+    pub fn parts(&self) -> usize {
+        self.parts.len()
     }
 
     /// Copies the output into one buffer (tests, gzip).
@@ -112,6 +136,7 @@ impl Assembled {
             acc += match p {
                 Part::Header(s, e) => e - s,
                 Part::Chunk(c) => c.samples.len(),
+                Part::Released => 0,
             };
             if acc >= target && out.len() + 1 < n {
                 out.push(start..i + 1);
@@ -146,6 +171,7 @@ impl Assembled {
                     c.samples.deflated();
                     &c.samples[..]
                 }
+                Part::Released => continue,
             };
             crc.update(plain);
             len += plain.len() as u64;
@@ -187,27 +213,68 @@ impl Assembled {
                         out.push(seg);
                     }
                 }
+                Part::Released => {}
             }
         }
     }
 }
 
 impl Assembled {
-    /// A second handle on the same output (header copied once, chunks reference counted).
-    pub fn share(&self) -> Assembled {
-        Assembled {
-            header: self.header.clone(),
-            parts: self
-                .parts
-                .iter()
-                .map(|p| match p {
-                    Part::Header(s, e) => Part::Header(*s, *e),
-                    Part::Chunk(c) => Part::Chunk(c.clone()),
-                })
-                .collect(),
-            len: self.len,
-            families: self.families,
-            dropped: self.dropped,
-        }
+    /// A second handle on parts `range` of the same output, as parts `0..range.len()` of it
+    /// (header copied, chunks reference counted).
+    pub fn share(&self, range: std::ops::Range<usize>) -> Assembled {
+        let parts: Vec<Part> = self.parts[range]
+            .iter()
+            .map(|p| match p {
+                Part::Header(s, e) => Part::Header(*s, *e),
+                Part::Chunk(c) => Part::Chunk(c.clone()),
+                Part::Released => Part::Released,
+            })
+            .collect();
+        let len = parts
+            .iter()
+            .map(|p| match p {
+                Part::Header(s, e) => e - s,
+                Part::Chunk(c) => c.samples.len(),
+                Part::Released => 0,
+            })
+            .sum();
+        Assembled { header: self.header.clone(), parts, len, families: self.families, dropped: self.dropped }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expo::{MetricType, RenderedFamily};
+
+    fn family(name: &str, samples: &str) -> Arc<RenderedFamily> {
+        Arc::new(RenderedFamily {
+            name: name.into(),
+            mtype: MetricType::Gauge,
+            help: None,
+            samples: samples.as_bytes().to_vec().into(),
+            series: 1,
+        })
+    }
+
+    #[test]
+    fn released_runs_let_go_of_their_chunks_and_the_rest_still_reads() {
+        let a = family("a", "a{job=\"x\"} 1\n");
+        let b = family("b", "b{job=\"x\"} 2\n");
+        let snap = ShardSnapshot { families: vec![vec![a.clone()], vec![b.clone()]], clear: Vec::new() };
+        let mut out = assemble(vec![snap]);
+        let whole = out.to_vec();
+        assert_eq!(whole, b"# TYPE a gauge\na{job=\"x\"} 1\n# TYPE b gauge\nb{job=\"x\"} 2\n");
+        assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (2, 2));
+        let run = out.share(2..4);
+        assert_eq!(run.to_vec(), b"# TYPE b gauge\nb{job=\"x\"} 2\n");
+        assert_eq!(run.len, 28);
+        out.release(0..2);
+        assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (1, 3));
+        assert_eq!(out.slices_of(2..4).concat(), run.to_vec());
+        drop(run);
+        out.release(2..4);
+        assert_eq!(Arc::strong_count(&b), 1);
     }
 }

@@ -35,8 +35,9 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// The expiry timer never sleeps longer than this, so a deadline set by a push after the
 /// timer went to sleep is still honoured well within a second.
 const EXPIRY_TICK: Duration = Duration::from_millis(200);
-/// Plain bytes per part of a gzip scrape prepared by one blocking thread.
-const GZIP_PART: usize = 16 << 20;
+/// A scrape is written in runs of about this many plain bytes: each run of a gzip scrape is
+/// prepared by one blocking thread, and each run's chunks are let go of once it is written.
+const SCRAPE_RUN: usize = 16 << 20;
 
 /// A started gateway.
 pub struct Running {
@@ -315,24 +316,15 @@ async fn serve(shard: &Shard, stream: TcpStream) {
         let gzip = req.accept_gzip;
         let written = match api::handle(shard, req).await {
             Outcome::Respond(resp) => conn.respond(&resp, head_only, keep_alive).await,
-            Outcome::Scrape(s) => {
+            Outcome::Scrape(mut s) => {
                 let result = if head_only {
                     let head =
                         Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(s.assembled.len, keep_alive);
                     conn.stream.write_all(&head).await
                 } else if gzip {
-                    write_gzip(shard, &mut conn, &s.assembled, keep_alive).await
+                    write_gzip(shard, &mut conn, &mut s.assembled, keep_alive).await
                 } else {
-                    let head =
-                        Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(s.assembled.len, keep_alive);
-                    let mut slices = Vec::with_capacity(1 + s.assembled.families * 2);
-                    slices.push(&head[..]);
-                    slices.extend(s.assembled.slices());
-                    let r = conn.write_vectored_all(&slices).await;
-                    if r.is_ok() {
-                        shard.stats.sent(s.assembled.len);
-                    }
-                    r
+                    write_plain(shard, &mut conn, &mut s.assembled, keep_alive).await
                 };
                 if result.is_ok() && !head_only {
                     shard.stats.scrapes_ok.set(shard.stats.scrapes_ok.get() + 1);
@@ -351,14 +343,40 @@ async fn serve(shard: &Shard, stream: TcpStream) {
     }
 }
 
-/// Sends the scrape as one gzip member in a chunked body (see `crate::gzip`). Each part of
-/// the scrape is prepared on a blocking thread (deflate segments made for groups pushed
-/// since the last gzip scrape, CRC of the plain bytes), several parts at a time, and written
-/// as an HTTP chunk as soon as it and the parts before it are ready.
+/// Sends the scrape uncompressed with vectored writes, in runs of about [`SCRAPE_RUN`]
+/// bytes, letting go of each run's chunks once it is written.
+async fn write_plain(
+    shard: &Shard,
+    conn: &mut Conn,
+    assembled: &mut crate::scrape::Assembled,
+    keep_alive: bool,
+) -> io::Result<()> {
+    let head = Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(assembled.len, keep_alive);
+    let mut first = Some(&head[..]);
+    for range in assembled.split(assembled.len / SCRAPE_RUN + 1) {
+        let mut slices = Vec::with_capacity(range.len() + 1);
+        slices.extend(first.take());
+        slices.extend(assembled.slices_of(range.clone()));
+        conn.write_vectored_all(&slices).await?;
+        drop(slices);
+        assembled.release(range);
+    }
+    if let Some(head) = first {
+        conn.stream.write_all(head).await?;
+    }
+    shard.stats.sent(assembled.len);
+    Ok(())
+}
+
+/// Sends the scrape as one gzip member in a chunked body (see `crate::gzip`). Each run of
+/// about [`SCRAPE_RUN`] bytes is prepared on a blocking thread (deflate segments made for
+/// groups pushed since the last gzip scrape, CRC of the plain bytes), several runs at a time,
+/// and written as an HTTP chunk as soon as it and the runs before it are ready; then its
+/// chunks are let go of.
 async fn write_gzip(
     shard: &Shard,
     conn: &mut Conn,
-    assembled: &crate::scrape::Assembled,
+    assembled: &mut crate::scrape::Assembled,
     keep_alive: bool,
 ) -> io::Result<()> {
     use crate::gzip::{Framer, GZIP_HEADER};
@@ -374,27 +392,26 @@ async fn write_gzip(
     first.extend_from_slice(&GZIP_HEADER);
     first.extend_from_slice(b"\r\n");
     conn.stream.write_all(&first).await?;
-    // The blocking threads need 'static data: hand them an Arc of the assembled scrape
-    // (reference counts only; no bytes are copied).
-    let shared = Arc::new(assembled.share());
-    let parts = shared.split(assembled.len / GZIP_PART + 1);
+    let runs = assembled.split(assembled.len / SCRAPE_RUN + 1);
     let parallel = shard.shards.max(2);
     let mut queue = std::collections::VecDeque::new();
     let mut next = 0;
     let mut sent = GZIP_HEADER.len();
     let mut framer = Framer::new();
     let mut frames = Vec::new();
-    while next < parts.len() || !queue.is_empty() {
-        while queue.len() < parallel && next < parts.len() {
-            let a = shared.clone();
-            let range = parts[next].clone();
+    while next < runs.len() || !queue.is_empty() {
+        while queue.len() < parallel && next < runs.len() {
+            // The blocking threads need 'static data: each gets a handle on its run
+            // (reference counts only; no sample bytes are copied) and gives it back.
+            let run = assembled.share(runs[next].clone());
             queue.push_back((
-                range.clone(),
+                runs[next].clone(),
                 glommio::spawn_local(async move {
                     glommio::executor()
                         .spawn_blocking(move || {
                             crate::sys::lower_thread_priority();
-                            a.prepare_gzip(range)
+                            let (crc, len) = run.prepare_gzip(0..run.parts());
+                            (run, crc, len)
                         })
                         .await
                 }),
@@ -402,11 +419,11 @@ async fn write_gzip(
             next += 1;
         }
         let (range, task) = queue.pop_front().expect("queue is not empty");
-        let (crc, len) = task.await;
+        let (run, crc, len) = task.await;
+        assembled.release(range);
         framer.plain_crc(crc, len);
-        let mut slices = Vec::new();
-        slices.push(&[][..]); // the chunk-size line, below
-        shared.gzip_slices(range, &mut frames, &mut slices);
+        let mut slices = vec![&[][..]]; // the chunk-size line, below
+        run.gzip_slices(0..run.parts(), &mut frames, &mut slices);
         let size: usize = slices.iter().map(|s| s.len()).sum();
         if size == 0 {
             continue;
