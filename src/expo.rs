@@ -100,6 +100,11 @@ impl Chunk {
         self.buf.ranges[self.seg as usize]
     }
 
+    /// Whether [`deflated`](Chunk::deflated) is ready (costs nothing to call).
+    pub fn has_deflated(&self) -> bool {
+        self.buf.deflated.get().is_some()
+    }
+
     /// These bytes as an independent raw deflate segment (see `crate::gzip`). The first call
     /// for any chunk of a buffer compresses every range of that buffer, once; concurrent
     /// callers wait for it; later calls are free until the buffer is replaced.

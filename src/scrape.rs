@@ -179,6 +179,15 @@ impl Assembled {
         (crc.finalize(), len)
     }
 
+    /// Whether every chunk of parts `range` has its deflate segment already, so that
+    /// [`prepare_gzip`](Assembled::prepare_gzip) only computes a CRC (~15 GB/s here).
+    pub fn gzip_ready(&self, range: std::ops::Range<usize>) -> bool {
+        self.parts[range].iter().all(|p| match p {
+            Part::Chunk(c) => c.samples.has_deflated(),
+            _ => true,
+        })
+    }
+
     /// Parts `range` as the slices of a gzip body (after [`prepare_gzip`] of that range):
     /// HELP/TYPE lines in stored blocks whose 5-byte headers are kept in `frames`, chunks as
     /// their deflate segments.

@@ -368,10 +368,12 @@ async fn write_plain(
     Ok(())
 }
 
-/// Sends the scrape as one gzip member in a chunked body (see `crate::gzip`). Each run of
-/// about [`SCRAPE_RUN`] bytes is prepared on a blocking thread (deflate segments made for
-/// groups pushed since the last gzip scrape, CRC of the plain bytes), several runs at a time,
-/// and written as an HTTP chunk as soon as it and the runs before it are ready; then its
+/// Sends the scrape as one gzip member in a chunked body (see `crate::gzip`), in runs of
+/// about [`SCRAPE_RUN`] plain bytes. A run whose deflate segments all exist only needs the
+/// CRC of its plain bytes, computed here on the shard (about a millisecond per run). A run
+/// with groups pushed since the last gzip scrape goes to a blocking thread at a lower
+/// priority, which makes the missing segments; several such runs are prepared at a time. Each
+/// run is written as an HTTP chunk as soon as it and the runs before it are ready, then its
 /// chunks are let go of.
 async fn write_gzip(
     shard: &Shard,
@@ -380,6 +382,11 @@ async fn write_gzip(
     keep_alive: bool,
 ) -> io::Result<()> {
     use crate::gzip::{Framer, GZIP_HEADER};
+    use crate::scrape::Assembled;
+    enum Prepared {
+        Ready(Assembled, u32, u64),
+        Pending(glommio::task::JoinHandle<(Assembled, u32, u64)>),
+    }
     let mut head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {EXPOSITION_CONTENT_TYPE}\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
     );
@@ -401,25 +408,34 @@ async fn write_gzip(
     let mut frames = Vec::new();
     while next < runs.len() || !queue.is_empty() {
         while queue.len() < parallel && next < runs.len() {
-            // The blocking threads need 'static data: each gets a handle on its run
-            // (reference counts only; no sample bytes are copied) and gives it back.
+            // A handle on the run (reference counts only; no sample bytes are copied) that
+            // a blocking thread can own and give back.
             let run = assembled.share(runs[next].clone());
-            queue.push_back((
-                runs[next].clone(),
-                glommio::spawn_local(async move {
-                    glommio::executor()
-                        .spawn_blocking(move || {
-                            crate::sys::lower_thread_priority();
-                            let (crc, len) = run.prepare_gzip(0..run.parts());
-                            (run, crc, len)
-                        })
-                        .await
-                }),
-            ));
+            let prepared = if run.gzip_ready(0..run.parts()) {
+                let (crc, len) = run.prepare_gzip(0..run.parts());
+                Prepared::Ready(run, crc, len)
+            } else {
+                Prepared::Pending(
+                    glommio::spawn_local(async move {
+                        glommio::executor()
+                            .spawn_blocking(move || {
+                                crate::sys::lower_thread_priority();
+                                let (crc, len) = run.prepare_gzip(0..run.parts());
+                                (run, crc, len)
+                            })
+                            .await
+                    })
+                    .detach(),
+                )
+            };
+            queue.push_back((runs[next].clone(), prepared));
             next += 1;
         }
-        let (range, task) = queue.pop_front().expect("queue is not empty");
-        let (run, crc, len) = task.await;
+        let (range, prepared) = queue.pop_front().expect("queue is not empty");
+        let (run, crc, len) = match prepared {
+            Prepared::Ready(run, crc, len) => (run, crc, len),
+            Prepared::Pending(task) => task.await.ok_or_else(|| io::Error::other("gzip preparation task cancelled"))?,
+        };
         assembled.release(range);
         framer.plain_crc(crc, len);
         let mut slices = vec![&[][..]]; // the chunk-size line, below
