@@ -450,12 +450,23 @@ impl Response {
 
     /// Status line and headers for a body of `len` bytes.
     pub fn head(&self, len: usize, keep_alive: bool) -> Vec<u8> {
+        // Written piece by piece: every answer to a push goes through here.
+        use std::io::Write;
         let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes());
+        out.extend_from_slice(b"HTTP/1.1 ");
+        let _ = write!(out, "{}", self.status);
+        out.push(b' ');
+        out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
         for (n, v) in &self.headers {
-            out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(format!("Content-Length: {len}\r\n").as_bytes());
+        out.extend_from_slice(b"Content-Length: ");
+        let _ = write!(out, "{len}");
+        out.extend_from_slice(b"\r\n");
         if !keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");
         }

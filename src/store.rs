@@ -52,6 +52,9 @@ pub struct Group {
     pub generation: u64,
     /// Scrapers that received the current generation of a clear group.
     pub taken_by: Vec<Box<str>>,
+    /// The label set of the two push-time gauges, `{...}` as rendered (the grouping labels,
+    /// `instance=""` added when absent); empty until first rendered.
+    time_labels: Box<[u8]>,
 }
 
 /// What a scrape needs from one shard: its families in name order, each with its groups'
@@ -246,6 +249,7 @@ impl Store {
             deadline: None,
             generation,
             taken_by: Vec::new(),
+            time_labels: Box::default(),
         });
         for (name, _) in &removed {
             if let Some(f) = group.families.remove(name) {
@@ -418,6 +422,7 @@ impl Store {
             deadline,
             generation,
             taken_by: r.taken_by,
+            time_labels: Box::default(),
         };
         for f in r.families {
             let f = Arc::new(f);
@@ -437,18 +442,43 @@ impl Store {
         true
     }
 
+    /// Renders the group's `push_time_seconds` and `push_failure_time_seconds` after a push
+    /// or a failed one. This runs on every push, so the label set is rendered once per group
+    /// (through [`FamilyRenderer`], as any pushed sample) and reused; the index slots are
+    /// updated in place.
     fn render_times(&mut self, key: &GroupKey) {
-        let Some(g) = self.groups.get(key) else { return };
-        let injected = key.injected();
+        let Some(g) = self.groups.get_mut(key) else { return };
+        if g.time_labels.is_empty() {
+            let injected = key.injected();
+            let mut r = FamilyRenderer::new(&injected, 128);
+            r.sample(PUSH_TIME.as_bytes(), &mut [], b"0", SampleRole::Plain, 0).expect("gauge without labels renders");
+            let f = r.finish(PUSH_TIME.as_bytes(), MetricType::Gauge, None).expect("one series");
+            // `push_time_seconds{...} 0\n`
+            g.time_labels = f.samples[PUSH_TIME.len()..f.samples.len() - 3].into();
+        }
         for (name, help, value) in
             [(PUSH_TIME, PUSH_TIME_HELP, g.push_time), (PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, g.failure_time)]
         {
-            let mut r = FamilyRenderer::new(&injected, 128);
             let v = format_float(value);
-            r.sample(name.as_bytes(), &mut [], v.as_bytes(), SampleRole::Plain, 0)
-                .expect("gauge without labels renders");
-            let f = r.finish(name.as_bytes(), MetricType::Gauge, Some(help.as_bytes())).expect("one series");
-            self.index.entry(name.into()).or_default().insert(key.clone(), Arc::new(f));
+            let mut line = Vec::with_capacity(name.len() + g.time_labels.len() + v.len() + 2);
+            line.extend_from_slice(name.as_bytes());
+            line.extend_from_slice(&g.time_labels);
+            line.push(b' ');
+            line.extend_from_slice(v.as_bytes());
+            line.push(b'\n');
+            let f = Arc::new(RenderedFamily {
+                name: name.into(),
+                mtype: MetricType::Gauge,
+                help: Some(help.into()),
+                samples: line.into(),
+                series: 1,
+            });
+            match self.index.get_mut(name).and_then(|groups| groups.get_mut(key)) {
+                Some(slot) => *slot = f,
+                None => {
+                    self.index.entry(name.into()).or_default().insert(key.clone(), f);
+                }
+            }
         }
     }
 }

@@ -40,6 +40,16 @@ fn base64_and_empty_values_and_trailing_slash() {
     // Same group, other spelling: replaces rather than adds.
     assert_eq!(g.put("/metrics/job/a%2Fb/path@base64/L3Zhci90bXA/e@base64/=", "m 2\n").status, 200);
     assert_eq!(g.scrape(), "# TYPE m untyped\nm{e=\"\",instance=\"\",job=\"a/b\",path=\"/var/tmp\"} 2\n");
+    // A value that needs escaping, in pushed samples and in the push-time gauges alike.
+    assert_eq!(g.put("/metrics/job/q/x@base64/YSJiXGMKZA==", "m 3\n").status, 200);
+    let full = g.get("/metrics").text();
+    for line in [
+        "m{instance=\"\",job=\"q\",x=\"a\\\"b\\\\c\\nd\"} 3\n",
+        "push_failure_time_seconds{instance=\"\",job=\"q\",x=\"a\\\"b\\\\c\\nd\"} 0\n",
+    ] {
+        assert!(full.contains(line), "{line} in {full}");
+    }
+    assert!(full.contains("push_time_seconds{instance=\"\",job=\"q\",x=\"a\\\"b\\\\c\\nd\"} 1"), "{full}");
 }
 
 #[test]
