@@ -248,6 +248,11 @@ pub fn escape_help(v: &str) -> String {
 /// a signed NaN (`+NaN`, `-nan`), and a literal beyond the largest float (`1e400`), which Rust
 /// rounds to infinity and Go reports as out of range.
 pub fn valid_float(v: &[u8]) -> bool {
+    plain_decimal(v) || parsed_float(v)
+}
+
+/// [`valid_float`] the long way, by parsing.
+fn parsed_float(v: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(v) else { return false };
     let Ok(f) = s.parse::<f64>() else { return false };
     if f.is_finite() {
@@ -259,6 +264,28 @@ pub fn valid_float(v: &[u8]) -> bool {
     }
     let word = unsigned.unwrap_or(s);
     word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("infinity")
+}
+
+/// The common case, decided without parsing: an optional sign, digits with at most one `.`
+/// (at least one digit), at most 300 characters, so the value is finite. Go's `ParseFloat`
+/// and Rust's `f64::from_str` both read every such string; anything else takes the full check.
+fn plain_decimal(v: &[u8]) -> bool {
+    let digits = match v.first() {
+        Some(b'-' | b'+') => &v[1..],
+        _ => v,
+    };
+    if digits.is_empty() || digits.len() > 300 {
+        return false;
+    }
+    let (mut dot, mut digit) = (false, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => digit = true,
+            b'.' if !dot => dot = true,
+            _ => return false,
+        }
+    }
+    digit
 }
 
 /// Which sample names and labels a family of a given type admits.
@@ -470,5 +497,37 @@ impl<'g> FamilyRenderer<'g> {
             samples: self.out.into(),
             series: self.ids.len() as u32,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_decimals_are_floats_the_long_way_too() {
+        let long = "9".repeat(300);
+        let too_long = "9".repeat(400);
+        let yes = ["0", "1", "-1", "+1", "1.", ".5", "-.5", "007", "3.14159", "123456789012345678901234567890", &long];
+        for v in yes {
+            assert!(plain_decimal(v.as_bytes()), "{v}");
+            assert!(parsed_float(v.as_bytes()), "{v}");
+        }
+        // Not plain: left to the full check, which decides each as before.
+        for (v, valid) in [
+            ("", false),
+            (".", false),
+            ("-", false),
+            ("1.2.3", false),
+            ("1e3", true),
+            ("NaN", true),
+            ("+Inf", true),
+            ("--1", false),
+            ("1_000", false),
+            (too_long.as_str(), false),
+        ] {
+            assert!(!plain_decimal(v.as_bytes()), "{v}");
+            assert_eq!(valid_float(v.as_bytes()), valid, "{v}");
+        }
     }
 }

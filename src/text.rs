@@ -65,6 +65,9 @@ pub fn parse_with_limit<'a>(
     let mut pos = 0usize;
     let mut line_no = 0u32;
     let mut total = 0usize;
+    // One pass over the whole body (ASCII runs a word at a time) instead of one call per
+    // label value and HELP text; when it fails, they are checked one by one to say where.
+    let utf8 = std::str::from_utf8(body).is_ok();
     while pos < body.len() {
         let end = memchr(b'\n', &body[pos..]).map_or(body.len(), |i| pos + i);
         let mut line = &body[pos..end];
@@ -78,7 +81,7 @@ pub fn parse_with_limit<'a>(
             continue;
         }
         if line[0] == b'#' {
-            comment(&line[1..], line_no, &mut families, &mut index, bump)?;
+            comment(&line[1..], line_no, utf8, &mut families, &mut index, bump)?;
             continue;
         }
         let (name, rest) = take_while(line, |c| c.is_ascii_alphanumeric() || c == b'_' || c == b':');
@@ -88,7 +91,7 @@ pub fn parse_with_limit<'a>(
         let mut rest = skip_blank(rest);
         labels.clear();
         if rest.first() == Some(&b'{') {
-            rest = label_set(&rest[1..], line_no, &mut labels)?;
+            rest = label_set(&rest[1..], line_no, utf8, &mut labels)?;
             rest = skip_blank(rest);
         }
         let (value, rest) = take_while(rest, |c| c != b' ' && c != b'\t');
@@ -184,6 +187,7 @@ fn new_family<'a>(
 fn comment<'a>(
     line: &'a [u8],
     line_no: u32,
+    utf8: bool,
     families: &mut Vec<Family<'a>>,
     index: &mut AHashMap<&'a [u8], usize>,
     bump: &'a Bump,
@@ -209,7 +213,7 @@ fn comment<'a>(
         return Ok(());
     }
     if is_help {
-        check_help(rest, line_no)?;
+        check_help(rest, line_no, utf8)?;
         let i = family_of(name, families, index, bump)?;
         let fam = &mut families[i];
         if fam.help.is_some() {
@@ -256,9 +260,10 @@ fn which(name: &[u8], fam: &Family<'_>) -> String {
     }
 }
 
-/// HELP text: valid UTF-8, and only `\\` and `\n` escapes.
-fn check_help(text: &[u8], line_no: u32) -> Result<(), BodyError> {
-    if std::str::from_utf8(text).is_err() {
+/// HELP text: valid UTF-8 (already known when `utf8`, the whole body is), and only `\\` and
+/// `\n` escapes.
+fn check_help(text: &[u8], line_no: u32, utf8: bool) -> Result<(), BodyError> {
+    if !utf8 && std::str::from_utf8(text).is_err() {
         return Err(BodyError::new(line_no, "HELP text is not valid UTF-8"));
     }
     let mut rest = text;
@@ -272,7 +277,13 @@ fn check_help(text: &[u8], line_no: u32) -> Result<(), BodyError> {
 }
 
 /// Parses `name="value", ...}` (the `{` already consumed) into `out`; returns what follows `}`.
-fn label_set<'a>(mut s: &'a [u8], line_no: u32, out: &mut Vec<(&'a [u8], &'a [u8])>) -> Result<&'a [u8], BodyError> {
+/// Values are checked for UTF-8 unless `utf8` says the whole body is.
+fn label_set<'a>(
+    mut s: &'a [u8],
+    line_no: u32,
+    utf8: bool,
+    out: &mut Vec<(&'a [u8], &'a [u8])>,
+) -> Result<&'a [u8], BodyError> {
     loop {
         s = skip_blank(s);
         match s.first() {
@@ -315,7 +326,7 @@ fn label_set<'a>(mut s: &'a [u8], line_no: u32, out: &mut Vec<(&'a [u8], &'a [u8
             }
         }
         let value = &rest[..i];
-        if std::str::from_utf8(value).is_err() {
+        if !utf8 && std::str::from_utf8(value).is_err() {
             return Err(BodyError::new(line_no, format!("value of label {:?} is not valid UTF-8", lossy(name))));
         }
         out.push((name, value));
