@@ -121,6 +121,10 @@ pub struct Conn {
     rpos: usize,
     rend: usize,
     scratch: Vec<u8>,
+    /// The socket's SO_SNDTIMEO and SO_RCVTIMEO as last set: a request far from its deadline
+    /// re-arms the same slice, which then costs no system call.
+    write_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
     /// Number of TCP connects made (for the report).
     pub connects: u64,
 }
@@ -149,11 +153,23 @@ impl Conn {
 
     /// `rbuf` is the receive buffer size: small for pushes (tiny answers), large for scrapes.
     pub fn with_buffer(target: Target, rbuf: usize) -> Conn {
-        Conn { target, stream: None, rbuf: vec![0; rbuf.max(1024)], rpos: 0, rend: 0, scratch: Vec::new(), connects: 0 }
+        Conn {
+            target,
+            stream: None,
+            rbuf: vec![0; rbuf.max(1024)],
+            rpos: 0,
+            rend: 0,
+            scratch: Vec::new(),
+            write_timeout: None,
+            read_timeout: None,
+            connects: 0,
+        }
     }
 
     pub fn close(&mut self) {
         self.stream = None;
+        self.write_timeout = None;
+        self.read_timeout = None;
         self.rpos = 0;
         self.rend = 0;
     }
@@ -166,6 +182,8 @@ impl Conn {
         })?;
         let _ = s.set_nodelay(true);
         self.stream = Some(s);
+        self.write_timeout = None;
+        self.read_timeout = None;
         self.rpos = 0;
         self.rend = 0;
         self.connects += 1;
@@ -243,13 +261,18 @@ impl Conn {
         }
         head.push_str("\r\n");
         let stream = self.stream.as_mut().expect("connected");
+        let write_timeout = &mut self.write_timeout;
         // Not write_all: the timeout is re-armed (in slices, see SLICE) before every write(), so
         // a slow reader cannot stretch a request past its deadline.
         let mut send = |mut buf: &[u8]| -> Result<(), ReqError> {
             while !buf.is_empty() {
                 let rem =
                     remaining(deadline).ok_or_else(|| ReqError::Timeout("timed out sending the request".into()))?;
-                stream.set_write_timeout(Some(rem.min(SLICE))).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
+                let want = Some(rem.min(SLICE));
+                if *write_timeout != want {
+                    stream.set_write_timeout(want).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
+                    *write_timeout = want;
+                }
                 match stream.write(buf) {
                     Ok(0) => return Err(ReqError::Io("send: connection closed".into())),
                     Ok(n) => buf = &buf[n..],
@@ -372,7 +395,11 @@ impl Conn {
         loop {
             let rem =
                 remaining(deadline).ok_or_else(|| ReqError::Timeout("timed out waiting for the response".into()))?;
-            s.set_read_timeout(Some(rem.min(SLICE))).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
+            let want = Some(rem.min(SLICE));
+            if self.read_timeout != want {
+                s.set_read_timeout(want).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
+                self.read_timeout = want;
+            }
             match s.read(&mut self.rbuf[self.rend..]) {
                 Ok(n) => {
                     self.rend += n;
