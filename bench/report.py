@@ -493,6 +493,25 @@ def build_facts(out_dir, scen):
         F["brk.killed.nodes"] = f"{x.nodes:,}"
         F["brk.killed.rss"] = f_bytes(x.e["server_killed_rss_cap"])
         F["brk.killed.store"] = f_bytes(stored_bytes(x.rep)) if x.rep else "–"
+    # gzip scrapes: size against the plain scrape of the same store (the segments' share)
+    r1k = next((x for x in scen if x.ok and x.group == "ringgate" and x.nodes == 1000), None)
+    if r1k:
+        pl, gz = final(r1k.rep, False), final(r1k.rep, True)
+        if pl and gz and pl.get("status") == 200 and gz.get("status") == 200 and gz["bytes"]:
+            F["gz.ratio"] = f"{pl['bytes'] / gz['bytes']:.1f}×"
+            F["gz.share"] = f"{gz['bytes'] / pl['bytes'] * 100:.0f} %"
+            F["gz.bytes"] = f_bytes(gz["bytes"])
+            F["gz.plain"] = f_bytes(pl["bytes"])
+        F["r1k.rss"] = f_bytes(r1k.srv.get("peak_rss_bytes"))
+        if stored_bytes(r1k.rep):
+            F["r1k.ratio"] = f"{r1k.srv['peak_rss_bytes'] / stored_bytes(r1k.rep):.2f}×"
+    spk = next((x for x in scen if x.ok and x.group == "spike"), None)
+    if spk and stored_bytes(spk.rep):
+        F["spike.rss"] = f_bytes(spk.srv.get("peak_rss_bytes"))
+        F["spike.ratio"] = f"{spk.srv['peak_rss_bytes'] / stored_bytes(spk.rep):.2f}×"
+        F["spike.store"] = f_bytes(stored_bytes(spk.rep))
+        gzs = [p for p in spk.rep.get("probes", []) if p.get("gzip") and p.get("status") == 200]
+        F["spike.gzip_max"] = f_s(max((p["seconds"] for p in gzs), default=None))
     # soak: RSS step-ups and the scrapes next to them
     sk = next((x for x in scen if x.group == "soak" and x.ok), None)
     if sk:
