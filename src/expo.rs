@@ -72,7 +72,12 @@ pub struct RenderedFamily {
 #[derive(Clone)]
 pub struct Chunk {
     buf: Arc<Packed>,
-    /// Index of this chunk's range in `buf.ranges`.
+    /// This chunk's range of `buf.bytes`, kept here (not only in `buf.ranges`) so that
+    /// reading a chunk, which a scrape does for every group and family, touches one heap
+    /// block less.
+    start: usize,
+    end: usize,
+    /// Index of this chunk's range in `buf.ranges` (its deflate segment).
     seg: u32,
 }
 
@@ -96,10 +101,6 @@ impl Drop for Packed {
 }
 
 impl Chunk {
-    fn range(&self) -> (usize, usize) {
-        self.buf.ranges[self.seg as usize]
-    }
-
     /// Whether [`deflated`](Chunk::deflated) is ready (costs nothing to call).
     pub fn has_deflated(&self) -> bool {
         self.buf.deflated.get().is_some()
@@ -123,15 +124,15 @@ impl Chunk {
 impl std::ops::Deref for Chunk {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        let (start, end) = self.range();
-        &self.buf.bytes[start..end]
+        &self.buf.bytes[self.start..self.end]
     }
 }
 
 impl From<Vec<u8>> for Chunk {
     fn from(v: Vec<u8>) -> Chunk {
-        let ranges = Box::new([(0, v.len())]);
-        Chunk { buf: Arc::new(Packed { bytes: v, ranges, deflated: OnceLock::new() }), seg: 0 }
+        let end = v.len();
+        let ranges = Box::new([(0, end)]);
+        Chunk { buf: Arc::new(Packed { bytes: v, ranges, deflated: OnceLock::new() }), start: 0, end, seg: 0 }
     }
 }
 
@@ -167,7 +168,8 @@ pub fn pack(families: &mut [RenderedFamily]) {
     }
     let buf = Arc::new(Packed { bytes, ranges: ranges.into(), deflated: OnceLock::new() });
     for (i, f) in families.iter_mut().enumerate() {
-        f.samples = Chunk { buf: buf.clone(), seg: i as u32 };
+        let (start, end) = buf.ranges[i];
+        f.samples = Chunk { buf: buf.clone(), start, end, seg: i as u32 };
     }
 }
 
