@@ -352,6 +352,7 @@ async fn write_plain(
     keep_alive: bool,
 ) -> io::Result<()> {
     let head = Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(assembled.len, keep_alive);
+    // `split` gives at least one run, even for an empty scrape: the head goes out with the first.
     let mut first = Some(&head[..]);
     for range in assembled.split(assembled.len / SCRAPE_RUN + 1) {
         let mut slices = Vec::with_capacity(range.len() + 1);
@@ -360,9 +361,6 @@ async fn write_plain(
         conn.write_vectored_all(&slices).await?;
         drop(slices);
         assembled.release(range);
-    }
-    if let Some(head) = first {
-        conn.stream.write_all(head).await?;
     }
     shard.stats.sent(assembled.len);
     Ok(())
