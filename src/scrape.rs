@@ -16,10 +16,10 @@ use std::sync::Arc;
 use crate::expo::RenderedFamily;
 use crate::store::ShardSnapshot;
 
-/// A scrape ready to be written: `header` holds every HELP/TYPE line, `parts` says in what
-/// order header ranges and chunks go out.
+/// A scrape ready to be written: `header` holds every HELP/TYPE line (shared by the handles
+/// [`Assembled::share`] makes), `parts` says in what order header ranges and chunks go out.
 pub struct Assembled {
-    pub header: Vec<u8>,
+    header: Arc<[u8]>,
     parts: Vec<Part>,
     pub len: usize,
     pub families: usize,
@@ -39,16 +39,18 @@ impl Assembled {
         self.slices_of(0..self.parts.len())
     }
 
+    /// The plain bytes of one part (none once released).
+    fn plain<'a>(&'a self, p: &'a Part) -> &'a [u8] {
+        match p {
+            Part::Header(s, e) => &self.header[*s..*e],
+            Part::Chunk(c) => &c.samples[..],
+            Part::Released => &[],
+        }
+    }
+
     /// Parts `range` of the output as slices, in order.
     pub fn slices_of(&self, range: std::ops::Range<usize>) -> Vec<&[u8]> {
-        self.parts[range]
-            .iter()
-            .map(|p| match p {
-                Part::Header(s, e) => &self.header[*s..*e],
-                Part::Chunk(c) => &c.samples[..],
-                Part::Released => &[][..],
-            })
-            .collect()
+        self.parts[range].iter().map(|p| self.plain(p)).collect()
     }
 
     /// Lets go of the chunks of parts `range`, once written. A scrape holds every chunk it
@@ -80,8 +82,8 @@ impl Assembled {
 pub fn assemble(snapshots: Vec<ShardSnapshot>) -> Assembled {
     let mut cursors: Vec<std::iter::Peekable<std::vec::IntoIter<Vec<Arc<RenderedFamily>>>>> =
         snapshots.into_iter().map(|s| s.families.into_iter().peekable()).collect();
-    let mut out =
-        Assembled { header: Vec::with_capacity(64 * 1024), parts: Vec::new(), len: 0, families: 0, dropped: 0 };
+    let mut header = Vec::with_capacity(64 * 1024);
+    let mut out = Assembled { header: Arc::default(), parts: Vec::new(), len: 0, families: 0, dropped: 0 };
     let mut chunks: Vec<Arc<RenderedFamily>> = Vec::new();
     loop {
         // The smallest family name at the head of any shard's list.
@@ -98,21 +100,21 @@ pub fn assemble(snapshots: Vec<ShardSnapshot>) -> Assembled {
         }
         let mtype = chunks[0].mtype;
         let help = chunks.iter().filter_map(|c| c.help.as_deref()).min();
-        let start = out.header.len();
+        let start = header.len();
         if let Some(h) = help {
-            out.header.extend_from_slice(b"# HELP ");
-            out.header.extend_from_slice(name.as_bytes());
-            out.header.push(b' ');
-            out.header.extend_from_slice(h.as_bytes());
-            out.header.push(b'\n');
+            header.extend_from_slice(b"# HELP ");
+            header.extend_from_slice(name.as_bytes());
+            header.push(b' ');
+            header.extend_from_slice(h.as_bytes());
+            header.push(b'\n');
         }
-        out.header.extend_from_slice(b"# TYPE ");
-        out.header.extend_from_slice(name.as_bytes());
-        out.header.push(b' ');
-        out.header.extend_from_slice(mtype.as_str().as_bytes());
-        out.header.push(b'\n');
-        out.len += out.header.len() - start;
-        out.parts.push(Part::Header(start, out.header.len()));
+        header.extend_from_slice(b"# TYPE ");
+        header.extend_from_slice(name.as_bytes());
+        header.push(b' ');
+        header.extend_from_slice(mtype.as_str().as_bytes());
+        header.push(b'\n');
+        out.len += header.len() - start;
+        out.parts.push(Part::Header(start, header.len()));
         out.families += 1;
         for c in chunks.drain(..) {
             if c.mtype != mtype {
@@ -123,6 +125,7 @@ pub fn assemble(snapshots: Vec<ShardSnapshot>) -> Assembled {
             out.parts.push(Part::Chunk(c));
         }
     }
+    out.header = header.into();
     out
 }
 
@@ -133,11 +136,7 @@ impl Assembled {
         let mut out = Vec::with_capacity(n);
         let (mut start, mut acc) = (0, 0);
         for (i, p) in self.parts.iter().enumerate() {
-            acc += match p {
-                Part::Header(s, e) => e - s,
-                Part::Chunk(c) => c.samples.len(),
-                Part::Released => 0,
-            };
+            acc += self.plain(p).len();
             if acc >= target && out.len() + 1 < n {
                 out.push(start..i + 1);
                 start = i + 1;
@@ -165,14 +164,10 @@ impl Assembled {
         let mut crc = crc32fast::Hasher::new();
         let mut len = 0u64;
         for p in &self.parts[range] {
-            let plain = match p {
-                Part::Header(s, e) => &self.header[*s..*e],
-                Part::Chunk(c) => {
-                    c.samples.deflated();
-                    &c.samples[..]
-                }
-                Part::Released => continue,
-            };
+            if let Part::Chunk(c) = p {
+                c.samples.deflated();
+            }
+            let plain = self.plain(p);
             crc.update(plain);
             len += plain.len() as u64;
         }
@@ -230,7 +225,7 @@ impl Assembled {
 
 impl Assembled {
     /// A second handle on parts `range` of the same output, as parts `0..range.len()` of it
-    /// (header copied, chunks reference counted).
+    /// (reference counts only: header and chunks are shared).
     pub fn share(&self, range: std::ops::Range<usize>) -> Assembled {
         let parts: Vec<Part> = self.parts[range]
             .iter()
@@ -240,14 +235,7 @@ impl Assembled {
                 Part::Released => Part::Released,
             })
             .collect();
-        let len = parts
-            .iter()
-            .map(|p| match p {
-                Part::Header(s, e) => e - s,
-                Part::Chunk(c) => c.samples.len(),
-                Part::Released => 0,
-            })
-            .sum();
+        let len = parts.iter().map(|p| self.plain(p).len()).sum();
         Assembled { header: self.header.clone(), parts, len, families: self.families, dropped: self.dropped }
     }
 }
