@@ -7,7 +7,7 @@
 //!    -> http      read one request (httparse, Content-Length or chunked body)
 //!    -> api       route; decode the grouping key (grouping) and pick its owning shard
 //!    -> text      parse the body in a per-request arena, render each family once (expo)
-//!    -> shard     hand the rendered families to the owner (local call or channel mesh)
+//!    -> shard     hand the rendered families to the owner (local call or the shard mesh)
 //!    -> store     the owner swaps them into its groups; registry keeps family types in step
 //! ```
 //!
@@ -25,6 +25,7 @@ pub mod gzip;
 pub mod http;
 pub mod jsonapi;
 pub mod log;
+pub mod mesh;
 pub mod metrics;
 pub mod openmetrics;
 pub mod persist;

@@ -18,7 +18,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::AsyncWriteExt;
-use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
@@ -89,7 +88,8 @@ pub fn start(config: Config) -> io::Result<Running> {
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new());
     let drained = Arc::new(AtomicUsize::new(0));
-    let mesh = MeshBuilder::full(shards, 1024);
+    // One bundle of channel ends per shard, each taken by exactly one executor.
+    let mesh = Arc::new(Mutex::new(crate::mesh::full::<crate::shard::Msg>(shards, 1024)));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let placement = if config.pin { PoolPlacement::MaxSpread(shards, None) } else { PoolPlacement::Unbound(shards) };
     let handles = {
@@ -105,14 +105,12 @@ pub fn start(config: Config) -> io::Result<Running> {
                 let restored = restored.clone();
                 let drained = drained.clone();
                 async move {
-                    let (senders, receivers) = match mesh.join().await {
-                        Ok(sr) => sr,
-                        Err(_) => {
-                            let _ = ready.send(Err("could not join the shard mesh".into()));
-                            return;
-                        }
+                    let Some(ends) = mesh.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
+                        let _ = ready.send(Err("more executors than shards".into()));
+                        return;
                     };
-                    let id = senders.peer_id();
+                    let (senders, receivers) = ends.connect().await;
+                    let id = senders.id();
                     crate::expo::set_label_limits(crate::expo::LabelLimits {
                         max_labels: config.max_labels,
                         max_value_len: config.max_label_length,

@@ -1,7 +1,7 @@
 //! A shard: one executor's store plus its links to every other shard.
 //!
 //! Ownership is the pure function [`GroupKey::shard`]. A request for another shard's group
-//! travels through glommio's channel mesh carrying its id and origin; the owner answers
+//! travels through the shard mesh ([`crate::mesh`]) carrying its id and origin; the owner answers
 //! through the mesh too, and the origin's receiver task completes the waiting request. The
 //! mesh cannot send to its own shard, so a request for a local group is a direct call.
 //!
@@ -18,12 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
-use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::shared_channel::ConnectedReceiver;
 
 use crate::config::{Config, Lifecycle};
 use crate::expo::RenderedFamily;
 use crate::grouping::GroupKey;
+use crate::mesh::Senders;
 use crate::metrics::Stats;
 use crate::registry::{Registry, Scrapers};
 use crate::store::{Budget, Life, PushError, PushMode, ShardSnapshot, Store};
@@ -227,8 +228,8 @@ impl Shard {
     }
 
     /// Serves the mesh: one task per peer, answering requests and completing replies.
-    pub fn spawn_receivers(self: &Rc<Self>, mut receivers: Receivers<Msg>) {
-        for (_peer, stream) in receivers.streams() {
+    pub fn spawn_receivers(self: &Rc<Self>, receivers: Vec<(usize, ConnectedReceiver<Msg>)>) {
+        for (_peer, stream) in receivers {
             let shard = self.clone();
             glommio::spawn_local(async move {
                 while let Some(msg) = stream.recv().await {

@@ -84,7 +84,7 @@ impl Gateway {
         r.push_str("\r\n");
         s.write_all(r.as_bytes()).unwrap();
         s.write_all(body).unwrap();
-        read_answer(&mut s, method == "HEAD").expect("an answer")
+        read_answer(&mut s, method == "HEAD").unwrap_or_else(|| panic!("no answer to {method} {path}"))
     }
 
     pub fn put(&self, path: &str, body: &str) -> Answer {
