@@ -5,6 +5,7 @@
 //! them with the pushed families like any other.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::expo::{FamilyRenderer, MetricType, RenderedFamily, SampleRole};
@@ -24,8 +25,17 @@ pub const SCRAPE_DURATION: &str = "ringgate_scrape_duration_seconds";
 pub const GROUPS: &str = "ringgate_groups";
 pub const STORED_BYTES: &str = "ringgate_stored_bytes";
 pub const GZIP_SEGMENT_BYTES: &str = "ringgate_gzip_segment_bytes";
+pub const HEAP_TRIMS: &str = "ringgate_heap_trims_total";
+pub const HEAP_TRIM_SECONDS: &str = "ringgate_heap_trim_seconds_total";
+pub const HEAP_TRIM_RETURNED: &str = "ringgate_heap_trim_returned_bytes_total";
 pub const REMOVALS: &str = "ringgate_group_removals_total";
 pub const PERSISTENCE_WRITES: &str = "ringgate_persistence_writes_total";
+
+/// Process-wide heap trims (see `server::trim_after_scrape`): how many, the time they took in
+/// microseconds, and the fall in RSS across them.
+pub static TRIMS: AtomicU64 = AtomicU64::new(0);
+pub static TRIM_MICROS: AtomicU64 = AtomicU64::new(0);
+pub static TRIM_RETURNED: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PushOutcome {
@@ -259,16 +269,41 @@ impl Stats {
             ],
         );
         if shard == 0 {
-            // Process-wide (segments are not counted per shard): shown once, without `shard`.
-            let v = crate::expo::DEFLATED_BYTES.load(std::sync::atomic::Ordering::Relaxed);
-            let help = "Bytes of deflate segments kept beside the stored exposition for gzip scrapes.";
-            out.push(Arc::new(RenderedFamily {
-                name: GZIP_SEGMENT_BYTES.into(),
-                mtype: MetricType::Gauge,
-                help: Some(help.into()),
-                samples: format!("{GZIP_SEGMENT_BYTES} {v}\n").into_bytes().into(),
-                series: 1,
-            }));
+            // Process-wide (not counted per shard): shown once, without `shard`.
+            let global = |name: &str, mtype: MetricType, help: &str, value: String| {
+                Arc::new(RenderedFamily {
+                    name: name.into(),
+                    mtype,
+                    help: Some(help.into()),
+                    samples: format!("{name} {value}\n").into_bytes().into(),
+                    series: 1,
+                })
+            };
+            let deflated = crate::expo::DEFLATED_BYTES.load(Ordering::Relaxed);
+            out.push(global(
+                GZIP_SEGMENT_BYTES,
+                MetricType::Gauge,
+                "Bytes of deflate segments kept beside the stored exposition for gzip scrapes.",
+                deflated.to_string(),
+            ));
+            out.push(global(
+                HEAP_TRIMS,
+                MetricType::Counter,
+                "Times free heap pages were returned to the kernel after a large scrape.",
+                TRIMS.load(Ordering::Relaxed).to_string(),
+            ));
+            out.push(global(
+                HEAP_TRIM_SECONDS,
+                MetricType::Counter,
+                "Time spent returning free heap pages to the kernel.",
+                format_float(TRIM_MICROS.load(Ordering::Relaxed) as f64 / 1e6),
+            ));
+            out.push(global(
+                HEAP_TRIM_RETURNED,
+                MetricType::Counter,
+                "Fall in resident memory across the heap trims.",
+                TRIM_RETURNED.load(Ordering::Relaxed).to_string(),
+            ));
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out

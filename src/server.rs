@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,12 @@ const EXPIRY_TICK: Duration = Duration::from_millis(200);
 /// A scrape is written in runs of about this many plain bytes: each run of a gzip scrape is
 /// prepared by one blocking thread, and each run's chunks are let go of once it is written.
 const SCRAPE_RUN: usize = 16 << 20;
+
+/// A scrape at least this long is followed by a heap trim.
+const TRIM_AFTER_SCRAPE: usize = 16 << 20;
+
+/// Set while a heap trim runs, so that scrapes ending together start one trim, not several.
+static TRIMMING: AtomicBool = AtomicBool::new(false);
 
 /// A started gateway.
 pub struct Running {
@@ -315,6 +321,7 @@ async fn serve(shard: &Shard, stream: TcpStream) {
         let written = match api::handle(shard, req).await {
             Outcome::Respond(resp) => conn.respond(&resp, head_only, keep_alive).await,
             Outcome::Scrape(mut s) => {
+                let large = s.assembled.len >= TRIM_AFTER_SCRAPE;
                 let result = if head_only {
                     let head =
                         Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(s.assembled.len, keep_alive);
@@ -331,6 +338,9 @@ async fn serve(shard: &Shard, stream: TcpStream) {
                 } else if result.is_err() {
                     shard.stats.scrapes_failed.set(shard.stats.scrapes_failed.get() + 1);
                 }
+                if large && !head_only {
+                    trim_after_scrape();
+                }
                 result
             }
         };
@@ -339,6 +349,32 @@ async fn serve(shard: &Shard, stream: TcpStream) {
             return;
         }
     }
+}
+
+/// Returns free heap pages to the kernel once a large scrape is over (unless a trim is already
+/// running), on a lower-priority blocking thread. While a long scrape is written, pushes
+/// replace the groups it still holds, so the old and the new copies are alive together; glibc
+/// keeps the pages of such a peak after both are freed, and without a trim the resident size
+/// ratchets up to the highest peak the gateway has ever met.
+fn trim_after_scrape() {
+    if TRIMMING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    glommio::spawn_local(async {
+        let _ = glommio::executor()
+            .spawn_blocking(|| {
+                crate::sys::lower_thread_priority();
+                let t = Instant::now();
+                let returned = crate::sys::trim_heap();
+                use crate::metrics::{TRIMS, TRIM_MICROS, TRIM_RETURNED};
+                TRIMS.fetch_add(1, Ordering::Relaxed);
+                TRIM_MICROS.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                TRIM_RETURNED.fetch_add(returned, Ordering::Relaxed);
+            })
+            .await;
+        TRIMMING.store(false, Ordering::Release);
+    })
+    .detach();
 }
 
 /// Sends the scrape uncompressed with vectored writes, in runs of about [`SCRAPE_RUN`]

@@ -328,3 +328,30 @@ fn names_that_collide_with_histogram_series_are_refused() {
     assert_eq!(a.status, 400, "{}", a.text());
     promtool_check(&g.get("/metrics").text());
 }
+
+#[test]
+fn a_large_scrape_is_followed_by_a_heap_trim() {
+    let g = common::start();
+    let counter = |name: &str| -> f64 {
+        let m = g.get("/metrics").text();
+        let line = m.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // The counters are process-wide: other tests' gateways run in this process too.
+    let before = counter("ringgate_heap_trims_total");
+    // 18 groups of ~1 MB: a scrape of more than 16 MiB.
+    let body: String =
+        (0..20_000).map(|i| format!("big{{series=\"{i:06}\",pad=\"0123456789abcdef01234\"}} 1\n")).collect();
+    for i in 0..18 {
+        assert_eq!(g.put(&format!("/metrics/job/big/instance/{i}"), &body).status, 200);
+    }
+    let a = g.get("/metrics");
+    assert!(a.body.len() > 16 << 20, "{} bytes", a.body.len());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counter("ringgate_heap_trims_total") <= before {
+        assert!(std::time::Instant::now() < until, "no heap trim after a {} byte scrape", a.body.len());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(counter("ringgate_heap_trim_seconds_total") > 0.0);
+    counter("ringgate_heap_trim_returned_bytes_total");
+}
