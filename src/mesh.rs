@@ -8,6 +8,10 @@
 //! heap-use-after-free in `MeshBuilder::join`). Here no reference count is shared between
 //! threads: each channel end has exactly one owner, moved once to the thread that uses it.
 
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::{GlommioError, ResourceType};
 
@@ -46,6 +50,20 @@ impl<T: Send + 'static> Ends<T> {
     /// Connects every end on the calling executor. Returns once each peer has connected its
     /// side too, so every shard must call this.
     pub async fn connect(self) -> (Senders<T>, Vec<(usize, ConnectedReceiver<T>)>) {
+        // A connecting end waits for its peer's executor to connect the other end, and glommio
+        // wakes it only when this executor's reactor next runs; nothing tells an executor
+        // asleep in io_uring that a peer has connected, so with every shard asleep the start
+        // could hang for good (seen with 8 shards on 2 busy CPUs). A short timer keeps this
+        // reactor turning until every end is connected.
+        let connected_all = Rc::new(Cell::new(false));
+        let ticker = glommio::spawn_local({
+            let done = connected_all.clone();
+            async move {
+                while !done.get() {
+                    glommio::timer::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        });
         // Both directions at once: a sender's connect waits for its receiver's, and the
         // peer may be connecting its ends in a different order.
         let senders: Vec<_> =
@@ -69,6 +87,8 @@ impl<T: Send + 'static> Ends<T> {
                 inbound.push((j, r));
             }
         }
+        connected_all.set(true);
+        ticker.await;
         (Senders { id: self.id, senders: connected }, inbound)
     }
 }
