@@ -37,7 +37,34 @@ pub struct PortReservation {
 }
 
 impl PortReservation {
+    /// Reserves `addr` for the shards. Refuses an address some other socket listens on, even
+    /// with SO_REUSEPORT: without this check a second gateway started on the same port (a
+    /// manual run beside the service) would silently take half of the connections.
     pub fn new(addr: SocketAddr) -> io::Result<PortReservation> {
+        if addr.port() != 0 {
+            // Any socket listening there answers a connection attempt at once; nothing
+            // listening refuses it at once. (A bind without SO_REUSEPORT cannot tell: it also
+            // fails on the TIME_WAIT connections a gateway leaves behind when it restarts.)
+            let mut probe = addr;
+            if probe.ip().is_unspecified() {
+                probe.set_ip(if addr.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            if std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(500)).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{addr} is already in use (another ringgate or Pushgateway listening there?)"),
+                ));
+            }
+        }
+        Self::bind(addr)
+    }
+
+    /// A socket bound to `addr` with SO_REUSEPORT and SO_REUSEADDR, not listening.
+    fn bind(addr: SocketAddr) -> io::Result<PortReservation> {
         let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
         // SAFETY: plain socket(2) call; the result is checked.
         let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };

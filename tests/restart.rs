@@ -18,7 +18,11 @@ struct Proc {
 
 fn spawn(args: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
-        .args(["--web.listen-address", "127.0.0.1:0"])
+        .args(if args.contains(&"--web.listen-address") {
+            &[][..]
+        } else {
+            &["--web.listen-address", "127.0.0.1:0"][..]
+        })
         .args(if args.contains(&"--shards") { &[][..] } else { &["--shards", "2"][..] })
         .args(args)
         .stderr(Stdio::piped())
@@ -219,4 +223,27 @@ fn parallel_starts_and_stops_all_exit_cleanly() {
         .flat_map(|t| t.join().unwrap())
         .collect();
     assert!(failures.is_empty(), "{} of 60 gateways did not exit 0:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// SO_REUSEPORT would let a second gateway on the same port take half of the connections
+/// without a word; it is refused instead. Once the first one stops, the port is free again
+/// at once (connections it closed may still be in TIME_WAIT).
+#[test]
+fn a_second_gateway_on_a_port_in_use_is_refused_and_a_restart_gets_it() {
+    let p = spawn(&[]);
+    let addr = p.gw.addr.to_string();
+    for _ in 0..5 {
+        assert_eq!(p.gw.get("/metrics").status, 200);
+    }
+    let second = Command::new(env!("CARGO_BIN_EXE_ringgate")).args(["--web.listen-address", &addr]).output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{addr} is already in use")), "{err}");
+    // The first one is untouched.
+    assert_eq!(p.gw.put("/metrics/job/still", "m 1\n").status, 200);
+    assert_eq!(p.term().0, 0);
+    let again = spawn(&["--web.listen-address", &addr]);
+    assert_eq!(again.gw.addr.to_string(), addr);
+    assert_eq!(again.gw.get("/metrics").status, 200);
+    assert_eq!(again.term().0, 0);
 }
