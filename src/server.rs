@@ -24,6 +24,7 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use crate::api::{self, unix_now, Outcome, EXPOSITION_CONTENT_TYPE};
 use crate::config::Config;
 use crate::http::{Conn, Limits, Method, Response};
+use crate::metrics::{TRIMS, TRIM_MICROS, TRIM_RETURNED};
 use crate::persist;
 use crate::shard::{Shard, Shared};
 use crate::store::RestoredGroup;
@@ -366,7 +367,6 @@ fn trim_after_scrape() {
                 crate::sys::lower_thread_priority();
                 let t = Instant::now();
                 let returned = crate::sys::trim_heap();
-                use crate::metrics::{TRIMS, TRIM_MICROS, TRIM_RETURNED};
                 TRIMS.fetch_add(1, Ordering::Relaxed);
                 TRIM_MICROS.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
                 TRIM_RETURNED.fetch_add(returned, Ordering::Relaxed);
