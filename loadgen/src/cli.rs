@@ -121,6 +121,11 @@ pub struct Args {
     #[argh(option, default = "10000")]
     pub groups: u32,
 
+    /// small mode: event-loop threads driving the connections (default 1; each sleeps only
+    /// when none of its connections has an answer ready)
+    #[argh(option, default = "1")]
+    pub small_threads: usize,
+
     /// print one payload (gpu, node, status, health, pod, small) for node 1 to stdout,
     /// check it is valid text format, report its size on stderr, and exit
     #[argh(option)]

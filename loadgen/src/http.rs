@@ -83,6 +83,7 @@ impl ReqError {
 
 pub enum Body<'a> {
     Empty,
+    #[cfg_attr(not(test), allow(dead_code))]
     Bytes(&'a [u8]),
     /// A payload template streamed with the patches for (node, seq).
     Template(&'a Payload, u32, u64),

@@ -138,6 +138,7 @@ fn real_main(a: Args) -> Result<(), String> {
         series_interval: dur("series-interval", &a.series_interval)?,
         seed,
         groups: a.groups.max(1),
+        small_threads: a.small_threads.max(1),
     };
     if let Some(pid) = cfg.server_pid {
         if procfs::sample(pid).is_none() {
@@ -169,8 +170,8 @@ fn real_main(a: Args) -> Result<(), String> {
     };
     if small {
         eprintln!(
-            "ringgate-loadgen: small pushes for {:?} on {} connections to {} groups",
-            cfg.duration, cfg.connections, cfg.groups
+            "ringgate-loadgen: small pushes for {:?} on {} connections ({} event-loop thread(s)) to {} groups",
+            cfg.duration, cfg.connections, cfg.small_threads, cfg.groups
         );
     }
     let report = run::run(cfg, payloads).to_pretty();

@@ -3,7 +3,7 @@
 
 use crate::http::{Body, Conn, ReqError, Target};
 use crate::json::Json;
-use crate::payload::{node_name, small_body, Kind, Payloads};
+use crate::payload::{node_name, Kind, Payloads};
 use crate::procfs::{self, ProcSample};
 use crate::rng::Rng;
 use crate::stats::{ErrorKind, Errors, Histogram, Snapshot};
@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod small;
 
 const WORKER_STACK: usize = 256 * 1024;
 const WORKER_RBUF: usize = 8 * 1024;
@@ -37,6 +39,8 @@ pub struct RunConfig {
     pub series_interval: Duration,
     pub seed: u64,
     pub groups: u32,
+    /// Small mode: event-loop threads driving the connections.
+    pub small_threads: usize,
 }
 
 #[derive(Default)]
@@ -295,40 +299,16 @@ fn stress_workers(cfg: &RunConfig, payloads: &Arc<Payloads>, shared: &Arc<Shared
 }
 
 fn small_workers(cfg: &RunConfig, shared: &Arc<Shared>) -> Vec<thread::JoinHandle<()>> {
-    let counter = Arc::new(AtomicU64::new(0));
-    let end = shared.start + cfg.duration;
-    (0..cfg.connections.max(1))
-        .map(|w| {
-            let (counter, shared, cfg) = (counter.clone(), shared.clone(), cfg.clone());
-            thread::Builder::new()
-                .name(format!("small-{w}"))
-                .stack_size(WORKER_STACK)
-                .spawn(move || {
-                    let mut conn = Conn::with_buffer(cfg.target.clone(), WORKER_RBUF);
-                    sleep_until(shared.start);
-                    while Instant::now() < end {
-                        let i = counter.fetch_add(1, Relaxed);
-                        let path = format!("/metrics/job/loadgen_small/instance/g{:05}", i % cfg.groups.max(1) as u64);
-                        let body = small_body(w, i);
-                        let sched = Instant::now();
-                        let r = conn.request(
-                            cfg.method,
-                            &path,
-                            CONTENT_TYPE,
-                            Body::Bytes(body.as_bytes()),
-                            sched + cfg.timeout,
-                        );
-                        shared.record(None, sched, body.len(), &r);
-                        if matches!(r, Err(ReqError::Connect(_))) {
-                            // Don't spin on a dead target.
-                            thread::sleep(Duration::from_millis(10));
-                        }
-                    }
-                    shared.connects.fetch_add(conn.connects, Relaxed);
-                })
-                .expect("spawn worker")
-        })
-        .collect()
+    small::start(
+        &cfg.target,
+        cfg.method,
+        cfg.groups,
+        cfg.timeout,
+        cfg.connections,
+        cfg.small_threads,
+        shared,
+        shared.start + cfg.duration,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -754,6 +734,7 @@ mod tests {
             series_interval: Duration::from_secs(10),
             seed: 1,
             groups: 10,
+            small_threads: 1,
         }
     }
 
@@ -867,6 +848,23 @@ mod tests {
         assert!(pushes > 10, "{pushes}");
         assert_eq!(r.get("successes").and_then(Json::as_i64), Some(pushes));
         assert_eq!(r.get("connections_opened").and_then(Json::as_i64), Some(3));
+    }
+
+    #[test]
+    fn small_run_spreads_connections_over_event_loops() {
+        let (target, accepted) = mini_server();
+        let mut c = cfg();
+        c.target = target;
+        c.small = true;
+        c.duration = Duration::from_millis(300);
+        c.connections = 5;
+        c.small_threads = 2;
+        let r = run(c, None);
+        let pushes = r.get("pushes").and_then(Json::as_i64).unwrap();
+        assert!(pushes > 10, "{pushes}");
+        assert_eq!(r.get("successes").and_then(Json::as_i64), Some(pushes));
+        assert_eq!(r.get("connections_opened").and_then(Json::as_i64), Some(5));
+        assert_eq!(accepted.load(Relaxed), 5);
     }
 
     #[test]
