@@ -62,6 +62,11 @@ pub struct Flags {
     #[argh(option, default = "String::from(\"256MiB\")")]
     pub push_max_decompressed_size: String,
 
+    /// bytes of request bodies read and applied at once, all shards together (default
+    /// "128MiB"); a push beyond its shard's share waits, unread, in line
+    #[argh(option, default = "String::from(\"128MiB\")")]
+    pub push_max_in_flight: String,
+
     /// most series accepted in one push (default 2000000)
     #[argh(option, default = "2_000_000")]
     pub push_max_series: usize,
@@ -166,6 +171,8 @@ pub struct Config {
     pub lifecycle_api: bool,
     pub max_body: usize,
     pub max_decompressed: usize,
+    /// Bytes of request bodies read and not yet applied, all shards together.
+    pub max_in_flight: u64,
     pub max_series: usize,
     pub max_labels: usize,
     pub max_label_length: usize,
@@ -252,6 +259,7 @@ impl Config {
             lifecycle_api: f.web_enable_lifecycle,
             max_body: size("push.max-body-size", &f.push_max_body_size)? as usize,
             max_decompressed: size("push.max-decompressed-size", &f.push_max_decompressed_size)? as usize,
+            max_in_flight: size("push.max-in-flight", &f.push_max_in_flight)?.max(1),
             max_series: positive("push.max-series", f.push_max_series)?,
             max_labels: positive("push.max-labels", f.push_max_labels)?,
             max_label_length: positive("push.max-label-length", f.push_max_label_length)?,

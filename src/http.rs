@@ -40,6 +40,11 @@ pub struct Request {
     /// Extra headers the API reads (lifecycle overrides, scraper identity), lower-cased names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The share of the shard's in-flight body budget this request holds (see
+    /// [`Limits::budget`]); the server keeps it until the push is applied.
+    pub permit: Option<glommio::sync::StaticPermit>,
+    /// The body had to wait for that budget.
+    pub waited: bool,
 }
 
 impl Request {
@@ -90,6 +95,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Bytes of bodies this shard may read at once, and its capacity: a body with a
+    /// Content-Length takes that many units (at most the capacity) before it is read and
+    /// waits in line when they are not free. Bodies sent chunked are not counted.
+    pub budget: Option<(std::rc::Rc<glommio::sync::Semaphore>, u64)>,
 }
 
 pub struct Conn {
@@ -175,10 +184,17 @@ impl Conn {
             return Err(ReadError::HeadTooLarge(lim.max_header));
         }
         self.start += head_len;
+        if content_length.is_some_and(|n| n > lim.max_body) {
+            return Err(ReadError::BodyTooLarge(lim.max_body));
+        }
+        if let (Some((budget, cap)), Some(n)) = (&lim.budget, content_length.filter(|&n| n > 0)) {
+            // Waits (FIFO) while earlier bodies on this shard hold the budget; the client's
+            // bytes stay in the kernel's socket buffers meanwhile. Never closed, so no error.
+            let units = (n as u64).min(*cap);
+            req.waited = budget.available() < units;
+            req.permit = budget.acquire_static_permit(units).await.ok();
+        }
         if expect_continue && (content_length.unwrap_or(0) > 0 || chunked) {
-            if content_length.is_some_and(|n| n > lim.max_body) {
-                return Err(ReadError::BodyTooLarge(lim.max_body));
-            }
             if self.start == self.end {
                 self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.map_err(ReadError::Io)?;
             }
@@ -187,9 +203,6 @@ impl Conn {
         if chunked {
             req.body = self.read_chunked(lim.max_body, body_deadline).await?;
         } else if let Some(n) = content_length {
-            if n > lim.max_body {
-                return Err(ReadError::BodyTooLarge(lim.max_body));
-            }
             let mut body = Vec::with_capacity(n);
             let have = (self.end - self.start).min(n);
             body.extend_from_slice(&self.buf[self.start..self.start + have]);
@@ -370,6 +383,8 @@ fn head(r: &httparse::Request<'_, '_>, n: usize) -> Result<Head, ReadError> {
         accept_gzip: false,
         headers: Vec::new(),
         body: Vec::new(),
+        permit: None,
+        waited: false,
     };
     for h in r.headers.iter() {
         let v = std::str::from_utf8(h.value)

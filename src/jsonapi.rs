@@ -69,6 +69,7 @@ pub fn status(cfg: &Config, start_time: f64, groups: usize) -> String {
         ("web.enable-lifecycle", cfg.lifecycle_api.to_string()),
         ("push.max-body-size", cfg.max_body.to_string()),
         ("push.max-decompressed-size", cfg.max_decompressed.to_string()),
+        ("push.max-in-flight", cfg.max_in_flight.to_string()),
         ("push.max-series", cfg.max_series.to_string()),
         ("store.max-groups", cfg.max_groups.to_string()),
         ("store.max-bytes", cfg.max_bytes.to_string()),

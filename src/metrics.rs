@@ -23,6 +23,8 @@ pub const SENT_BYTES: &str = "ringgate_sent_bytes_total";
 pub const PUSH_DURATION: &str = "ringgate_push_duration_seconds";
 pub const SCRAPE_DURATION: &str = "ringgate_scrape_duration_seconds";
 pub const GROUPS: &str = "ringgate_groups";
+pub const IN_FLIGHT_BYTES: &str = "ringgate_push_in_flight_bytes";
+pub const BUDGET_WAITS: &str = "ringgate_push_budget_waits_total";
 pub const STORED_BYTES: &str = "ringgate_stored_bytes";
 pub const GZIP_SEGMENT_BYTES: &str = "ringgate_gzip_segment_bytes";
 pub const HEAP_TRIMS: &str = "ringgate_heap_trims_total";
@@ -103,6 +105,10 @@ pub struct Stats {
     pub scrape_duration: Histogram<10>,
     pub persist_ok: Cell<u64>,
     pub persist_failed: Cell<u64>,
+    /// Body bytes holding this shard's `--push.max-in-flight` share (set before rendering).
+    pub in_flight_bytes: Cell<u64>,
+    /// Pushes whose body waited for that share.
+    pub budget_waits: Cell<u64>,
 }
 
 impl Default for Stats {
@@ -117,6 +123,8 @@ impl Default for Stats {
             push_duration: Histogram::new(PUSH_BUCKETS),
             scrape_duration: Histogram::new(SCRAPE_BUCKETS),
             persist_ok: Cell::new(0),
+            in_flight_bytes: Cell::new(0),
+            budget_waits: Cell::new(0),
             persist_failed: Cell::new(0),
         }
     }
@@ -242,6 +250,18 @@ impl Stats {
             out.push(Arc::new(r.finish(name.as_bytes(), ty, Some(help.as_bytes())).expect("unique series")));
         };
         fam(GROUPS, MetricType::Gauge, "Groups held by this shard.", &[(&[], groups.to_string())]);
+        fam(
+            IN_FLIGHT_BYTES,
+            MetricType::Gauge,
+            "Request body bytes read or being read and not yet applied (this shard's share of --push.max-in-flight in use).",
+            &[(&[], self.in_flight_bytes.get().to_string())],
+        );
+        fam(
+            BUDGET_WAITS,
+            MetricType::Counter,
+            "Pushes whose body waited, unread, for this shard's share of --push.max-in-flight.",
+            &[(&[], self.budget_waits.get().to_string())],
+        );
         fam(
             STORED_BYTES,
             MetricType::Gauge,

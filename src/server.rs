@@ -39,6 +39,18 @@ const EXPIRY_TICK: Duration = Duration::from_millis(200);
 /// prepared by one blocking thread, and each run's chunks are let go of once it is written.
 const SCRAPE_RUN: usize = 16 << 20;
 
+/// Scrapes (`GET /metrics`: snapshot, assembly and writing) run in their own task queue,
+/// latency-sensitive and with ten times the shares of the default queue (where connections
+/// and pushes run). Its socket waits go to glommio's latency ring, so a scrape whose socket
+/// has room again preempts the parsing of pushes at the next task boundary instead of
+/// queueing behind every push in flight. The shard mesh's receivers (which apply other
+/// shards' pushes and take snapshots for their scrapes) run in a queue of the same kind. A scrape
+/// holds every group it will send: while it is being written, pushes that replace those
+/// groups keep the old copies alive, so a slow scrape during a burst of pushes costs memory
+/// (up to a second copy of the store) as well as time.
+const SCRAPE_SHARES: usize = 10_000;
+const SCRAPE_LATENCY: Duration = Duration::from_millis(5);
+
 /// A scrape at least this long is followed by a heap trim.
 const TRIM_AFTER_SCRAPE: usize = 16 << 20;
 
@@ -123,7 +135,17 @@ pub fn start(config: Config) -> io::Result<Running> {
                         max_value_len: config.max_label_length,
                     });
                     let shard = Rc::new(Shard::new(id, config, shared, Some(senders)));
-                    shard.spawn_receivers(receivers);
+                    shard.scrape_queue.set(Some(glommio::executor().create_task_queue(
+                        glommio::Shares::Static(SCRAPE_SHARES),
+                        glommio::Latency::Matters(SCRAPE_LATENCY),
+                        "scrape",
+                    )));
+                    let mesh_queue = glommio::executor().create_task_queue(
+                        glommio::Shares::Static(SCRAPE_SHARES),
+                        glommio::Latency::Matters(SCRAPE_LATENCY),
+                        "mesh",
+                    );
+                    shard.spawn_receivers(receivers, Some(mesh_queue));
                     let mine = std::mem::take(&mut restored.lock().unwrap_or_else(|p| p.into_inner())[id]);
                     restore_into(&shard, mine);
                     let listener = match TcpListener::bind(addr) {
@@ -290,7 +312,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-async fn serve(shard: &Shard, stream: TcpStream) {
+async fn serve(shard: &Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let c = &shard.config;
     let limits = Limits {
@@ -299,6 +321,7 @@ async fn serve(shard: &Shard, stream: TcpStream) {
         header_timeout: c.header_timeout,
         body_timeout: c.body_timeout,
         idle_timeout: c.idle_timeout,
+        budget: Some(shard.body_budget.clone()),
     };
     let mut conn = Conn::new(stream);
     loop {
@@ -315,41 +338,65 @@ async fn serve(shard: &Shard, stream: TcpStream) {
             }
         };
         shard.in_flight.set(shard.in_flight.get() + 1);
-        let head_only = req.method == Method::Head;
+        if req.waited {
+            shard.stats.budget_waits.set(shard.stats.budget_waits.get() + 1);
+        }
         // Once stopping, answer what was asked and close.
         let keep_alive = req.keep_alive && !shard.shared.stop.load(Ordering::Relaxed);
-        let gzip = req.accept_gzip;
-        let written = match api::handle(shard, req).await {
-            Outcome::Respond(resp) => conn.respond(&resp, head_only, keep_alive).await,
-            Outcome::Scrape(mut s) => {
-                let large = s.assembled.len >= TRIM_AFTER_SCRAPE;
-                let result = if head_only {
-                    let head =
-                        Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(s.assembled.len, keep_alive);
-                    conn.stream.write_all(&head).await
-                } else if gzip {
-                    write_gzip(shard, &mut conn, &mut s.assembled, keep_alive).await
-                } else {
-                    write_plain(shard, &mut conn, &mut s.assembled, keep_alive).await
-                };
-                if result.is_ok() && !head_only {
-                    shard.stats.scrapes_ok.set(shard.stats.scrapes_ok.get() + 1);
-                    shard.stats.scrape_duration.observe(s.started.elapsed().as_secs_f64());
-                    api::acknowledge(shard, s).await;
-                } else if result.is_err() {
-                    shard.stats.scrapes_failed.set(shard.stats.scrapes_failed.get() + 1);
-                }
-                if large && !head_only {
-                    trim_after_scrape();
-                }
-                result
-            }
+        let scrape = req.path == "/metrics" && matches!(req.method, Method::Get | Method::Head);
+        let answering = answer(shard.clone(), conn, req, keep_alive);
+        let (back, written) = match shard.scrape_queue.get() {
+            // The queue was made by this executor and is never removed: spawning cannot fail.
+            Some(tq) if scrape => glommio::spawn_local_into(answering, tq).expect("scrape task queue exists").await,
+            _ => answering.await,
         };
+        conn = back;
         shard.in_flight.set(shard.in_flight.get() - 1);
         if written.is_err() || !keep_alive {
             return;
         }
     }
+}
+
+/// Handles one request and writes its answer; gives the connection back for the next one.
+async fn answer(
+    shard: Rc<Shard>,
+    mut conn: Conn,
+    mut req: crate::http::Request,
+    keep_alive: bool,
+) -> (Conn, io::Result<()>) {
+    // Held until the push is applied: the body and its rendered families count.
+    let permit = req.permit.take();
+    let head_only = req.method == Method::Head;
+    let gzip = req.accept_gzip;
+    let outcome = api::handle(&shard, req).await;
+    drop(permit);
+    let written = match outcome {
+        Outcome::Respond(resp) => conn.respond(&resp, head_only, keep_alive).await,
+        Outcome::Scrape(mut s) => {
+            let large = s.assembled.len >= TRIM_AFTER_SCRAPE;
+            let result = if head_only {
+                let head = Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(s.assembled.len, keep_alive);
+                conn.stream.write_all(&head).await
+            } else if gzip {
+                write_gzip(&shard, &mut conn, &mut s.assembled, keep_alive).await
+            } else {
+                write_plain(&shard, &mut conn, &mut s.assembled, keep_alive).await
+            };
+            if result.is_ok() && !head_only {
+                shard.stats.scrapes_ok.set(shard.stats.scrapes_ok.get() + 1);
+                shard.stats.scrape_duration.observe(s.started.elapsed().as_secs_f64());
+                api::acknowledge(&shard, s).await;
+            } else if result.is_err() {
+                shard.stats.scrapes_failed.set(shard.stats.scrapes_failed.get() + 1);
+            }
+            if large && !head_only {
+                trim_after_scrape();
+            }
+            result
+        }
+    };
+    (conn, written)
 }
 
 /// Returns free heap pages to the kernel once a large scrape is over (unless a trim is already

@@ -109,6 +109,11 @@ pub struct Shard {
     pub stats: Stats,
     /// Requests being handled (not idle keep-alive connections): drained before exit.
     pub in_flight: Cell<usize>,
+    /// This shard's share of `--push.max-in-flight`, in bytes of request bodies, and its size.
+    pub body_budget: (Rc<glommio::sync::Semaphore>, u64),
+    /// The task queue scrapes are written from (see `server::serve`); `None` outside an
+    /// executor started by `server::start`.
+    pub scrape_queue: Cell<Option<glommio::TaskQueueHandle>>,
     senders: Option<Senders<Msg>>,
     pending: RefCell<AHashMap<u64, LocalSender<Reply>>>,
     next_id: Cell<u64>,
@@ -116,7 +121,10 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(id: usize, config: Arc<Config>, shared: Arc<Shared>, senders: Option<Senders<Msg>>) -> Shard {
+        let budget = config.max_in_flight.div_ceil(config.shards as u64).max(1);
         Shard {
+            body_budget: (Rc::new(glommio::sync::Semaphore::new(budget)), budget),
+            scrape_queue: Cell::new(None),
             id,
             shards: config.shards,
             // Each shard owns its groups, so the store-wide limits are split evenly.
@@ -182,6 +190,8 @@ impl Shard {
             }
             Op::Snapshot { scraper } => {
                 let mut snap = store.snapshot(&scraper);
+                let (budget, cap) = &self.body_budget;
+                self.stats.in_flight_bytes.set(cap - budget.available().min(*cap));
                 let own = self.stats.render(self.id, store.len(), store.bytes(), &store.removals);
                 snap.families.extend(own.into_iter().map(|f| vec![f]));
                 snap.families.sort_by(|a, b| a[0].name.cmp(&b[0].name));
@@ -227,11 +237,16 @@ impl Shard {
         (store.version, self.views(&store))
     }
 
-    /// Serves the mesh: one task per peer, answering requests and completing replies.
-    pub fn spawn_receivers(self: &Rc<Self>, receivers: Vec<(usize, ConnectedReceiver<Msg>)>) {
+    /// Serves the mesh: one task per peer (in task queue `queue` when given), answering requests
+    /// and completing replies.
+    pub fn spawn_receivers(
+        self: &Rc<Self>,
+        receivers: Vec<(usize, ConnectedReceiver<Msg>)>,
+        queue: Option<glommio::TaskQueueHandle>,
+    ) {
         for (_peer, stream) in receivers {
             let shard = self.clone();
-            glommio::spawn_local(async move {
+            let serving = async move {
                 while let Some(msg) = stream.recv().await {
                     match msg {
                         Msg::Request { id, from, op } => {
@@ -259,8 +274,12 @@ impl Shard {
                         }
                     }
                 }
-            })
-            .detach();
+            };
+            match queue {
+                // A queue made by this executor and never removed: spawning into it cannot fail.
+                Some(tq) => glommio::spawn_local_into(serving, tq).expect("mesh task queue exists").detach(),
+                None => glommio::spawn_local(serving).detach(),
+            };
         }
     }
 }

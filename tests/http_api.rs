@@ -355,3 +355,51 @@ fn a_large_scrape_is_followed_by_a_heap_trim() {
     assert!(counter("ringgate_heap_trim_seconds_total") > 0.0);
     counter("ringgate_heap_trim_returned_bytes_total");
 }
+
+/// `--push.max-in-flight`: a push whose body would pass its shard's share waits, unread, while
+/// another body holds the share, and lands once that one is applied.
+#[test]
+fn a_push_beyond_the_in_flight_budget_waits_for_the_body_holding_it() {
+    let mut c = common::config();
+    c.shards = 1;
+    c.max_in_flight = 1000;
+    let g = common::start_with(c);
+    let gauge = |name: &str| -> String {
+        let m = g.get("/metrics").text();
+        let line = m
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{shard=\"0\"}} ")))
+            .unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().to_string()
+    };
+    // A: larger than the share, so it takes all of it; half of its body is sent.
+    let body_a: String = (0..100).map(|i| format!("held_metric{{i=\"{i:03}\"}} 1\n")).collect();
+    let mut a = g.connect();
+    write!(a, "PUT /metrics/job/a HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body_a.len()).unwrap();
+    a.write_all(&body_a.as_bytes()[..1000]).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gauge("ringgate_push_in_flight_bytes") != "1000" {
+        assert!(std::time::Instant::now() < until, "the first body never took the share");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // B: a whole small push. It must wait for A.
+    let body_b = "waiting_metric 2\n";
+    let mut b = g.connect();
+    write!(b, "PUT /metrics/job/b HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body_b}", body_b.len()).unwrap();
+    b.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    let mut byte = [0u8; 1];
+    let early = std::io::Read::read(&mut b, &mut byte);
+    assert!(early.is_err(), "the second push was answered while the first held the budget: {early:?}");
+    b.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    // A's body completes: A is applied, then B.
+    a.write_all(&body_a.as_bytes()[1000..]).unwrap();
+    let first = common::read_answer(&mut a, false).expect("answer to A");
+    assert_eq!(first.status, 200, "{}", first.text());
+    let rest = common::read_answer(&mut b, false).expect("answer to B");
+    assert_eq!(rest.status, 200, "{}", rest.text());
+    let m = g.scrape();
+    assert!(m.contains("held_metric{i=\"099\",instance=\"\",job=\"a\"} 1\n"), "{m}");
+    assert!(m.contains("waiting_metric{instance=\"\",job=\"b\"} 2\n"), "{m}");
+    assert_eq!(gauge("ringgate_push_budget_waits_total"), "1");
+    assert_eq!(gauge("ringgate_push_in_flight_bytes"), "0");
+}
