@@ -62,9 +62,9 @@ pub struct Flags {
     #[argh(option, default = "String::from(\"256MiB\")")]
     pub push_max_decompressed_size: String,
 
-    /// bytes of request bodies read and applied at once, all shards together (default
-    /// "128MiB"); a push beyond its shard's share waits, unread, in line
-    #[argh(option, default = "String::from(\"128MiB\")")]
+    /// bytes of request bodies each shard reads and applies at once (default "32MiB"); a
+    /// push beyond it waits, unread, in line
+    #[argh(option, default = "String::from(\"32MiB\")")]
     pub push_max_in_flight: String,
 
     /// most series accepted in one push (default 2000000)
@@ -171,7 +171,7 @@ pub struct Config {
     pub lifecycle_api: bool,
     pub max_body: usize,
     pub max_decompressed: usize,
-    /// Bytes of request bodies read and not yet applied, all shards together.
+    /// Bytes of request bodies each shard reads and applies at once.
     pub max_in_flight: u64,
     pub max_series: usize,
     pub max_labels: usize,

@@ -105,9 +105,9 @@ pub struct Stats {
     pub scrape_duration: Histogram<10>,
     pub persist_ok: Cell<u64>,
     pub persist_failed: Cell<u64>,
-    /// Body bytes holding this shard's `--push.max-in-flight` share (set before rendering).
+    /// Body bytes held under `--push.max-in-flight` (set before rendering).
     pub in_flight_bytes: Cell<u64>,
-    /// Pushes whose body waited for that share.
+    /// Pushes whose body waited for room under it.
     pub budget_waits: Cell<u64>,
 }
 
@@ -253,13 +253,13 @@ impl Stats {
         fam(
             IN_FLIGHT_BYTES,
             MetricType::Gauge,
-            "Request body bytes read or being read and not yet applied (this shard's share of --push.max-in-flight in use).",
+            "Request body bytes read or being read and not yet applied (of --push.max-in-flight).",
             &[(&[], self.in_flight_bytes.get().to_string())],
         );
         fam(
             BUDGET_WAITS,
             MetricType::Counter,
-            "Pushes whose body waited, unread, for this shard's share of --push.max-in-flight.",
+            "Pushes whose body waited, unread, for room under --push.max-in-flight.",
             &[(&[], self.budget_waits.get().to_string())],
         );
         fam(

@@ -109,7 +109,7 @@ pub struct Shard {
     pub stats: Stats,
     /// Requests being handled (not idle keep-alive connections): drained before exit.
     pub in_flight: Cell<usize>,
-    /// This shard's share of `--push.max-in-flight`, in bytes of request bodies, and its size.
+    /// `--push.max-in-flight`: bytes of request bodies this shard may hold, and that size.
     pub body_budget: (Rc<glommio::sync::Semaphore>, u64),
     /// The task queue scrapes are written from (see `server::serve`); `None` outside an
     /// executor started by `server::start`.
@@ -121,7 +121,7 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(id: usize, config: Arc<Config>, shared: Arc<Shared>, senders: Option<Senders<Msg>>) -> Shard {
-        let budget = config.max_in_flight.div_ceil(config.shards as u64).max(1);
+        let budget = config.max_in_flight.max(1);
         Shard {
             body_budget: (Rc::new(glommio::sync::Semaphore::new(budget)), budget),
             scrape_queue: Cell::new(None),
