@@ -89,7 +89,9 @@ pub static DEFLATED_BYTES: AtomicUsize = AtomicUsize::new(0);
 struct Packed {
     bytes: Vec<u8>,
     ranges: Box<[(usize, usize)]>,
-    deflated: OnceLock<Segments>,
+    /// Shared so that a gzip scrape can hold a group's segments without its plain bytes
+    /// (see `scrape::Assembled::keep_deflated_only`).
+    deflated: OnceLock<Arc<Segments>>,
 }
 
 impl Drop for Packed {
@@ -110,14 +112,22 @@ impl Chunk {
     /// for any chunk of a buffer compresses every range of that buffer, once; concurrent
     /// callers wait for it; later calls are free until the buffer is replaced.
     pub fn deflated(&self) -> &[u8] {
+        self.segments().get(self.seg as usize)
+    }
+
+    /// The segments of this chunk's buffer (made if needed, as [`deflated`](Chunk::deflated)
+    /// does) and the index of this chunk's own.
+    pub fn segment(&self) -> (Arc<Segments>, u32) {
+        (self.segments().clone(), self.seg)
+    }
+
+    fn segments(&self) -> &Arc<Segments> {
         let p = &*self.buf;
-        p.deflated
-            .get_or_init(|| {
-                let s = gzip::deflate_segments(&p.bytes, &p.ranges);
-                DEFLATED_BYTES.fetch_add(s.data.len(), Ordering::Relaxed);
-                s
-            })
-            .get(self.seg as usize)
+        p.deflated.get_or_init(|| {
+            let s = gzip::deflate_segments(&p.bytes, &p.ranges);
+            DEFLATED_BYTES.fetch_add(s.data.len(), Ordering::Relaxed);
+            Arc::new(s)
+        })
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Assembled {
 enum Part {
     Header(usize, usize),
     Chunk(Arc<RenderedFamily>),
+    /// Only the deflate segment of a chunk, for a gzip scrape that no longer needs its plain
+    /// bytes (see [`Assembled::keep_deflated_only`]).
+    Deflated(Arc<crate::gzip::Segments>, u32),
     /// A chunk already written and let go of (see [`Assembled::release`]).
     Released,
 }
@@ -44,7 +47,7 @@ impl Assembled {
         match p {
             Part::Header(s, e) => &self.header[*s..*e],
             Part::Chunk(c) => &c.samples[..],
-            Part::Released => &[],
+            Part::Deflated(..) | Part::Released => &[],
         }
     }
 
@@ -58,8 +61,50 @@ impl Assembled {
     /// go of all its chunks, so a long scrape releases what it has sent as it goes.
     pub fn release(&mut self, range: std::ops::Range<usize>) {
         for p in &mut self.parts[range] {
-            if matches!(p, Part::Chunk(_)) {
+            if matches!(p, Part::Chunk(_) | Part::Deflated(..)) {
                 *p = Part::Released;
+            }
+        }
+    }
+
+    /// For a gzip scrape, once the CRC of parts `range` is known ([`crc`]): holds only the
+    /// deflate segment of every chunk that has one, so that a push replacing such a group
+    /// while the scrape is written frees its plain bytes at once. Segments are about a fifth
+    /// of the plain bytes. Chunks without a segment stay whole. Plain slices of converted
+    /// parts read empty from now on.
+    ///
+    /// [`crc`]: Assembled::crc
+    pub fn keep_deflated_only(&mut self, range: std::ops::Range<usize>) {
+        for p in &mut self.parts[range] {
+            if let Part::Chunk(c) = p {
+                if c.samples.has_deflated() {
+                    let (segments, i) = c.samples.segment();
+                    *p = Part::Deflated(segments, i);
+                }
+            }
+        }
+    }
+
+    /// CRC-32 and length of the plain bytes of parts `range` (before any of them is kept
+    /// deflated only).
+    pub fn crc(&self, range: std::ops::Range<usize>) -> (u32, u64) {
+        let mut crc = crc32fast::Hasher::new();
+        let mut len = 0u64;
+        for p in &self.parts[range] {
+            debug_assert!(!matches!(p, Part::Deflated(..)), "CRC asked for parts whose plain bytes are gone");
+            let plain = self.plain(p);
+            crc.update(plain);
+            len += plain.len() as u64;
+        }
+        (crc.finalize(), len)
+    }
+
+    /// Makes the deflate segments that parts `range` lack (on a blocking thread: this is the
+    /// compression a gzip scrape costs).
+    pub fn make_segments(&self, range: std::ops::Range<usize>) {
+        for p in &self.parts[range] {
+            if let Part::Chunk(c) = p {
+                c.samples.deflated();
             }
         }
     }
@@ -217,6 +262,12 @@ impl Assembled {
                         out.push(seg);
                     }
                 }
+                Part::Deflated(segments, i) => {
+                    let seg = segments.get(*i as usize);
+                    if !seg.is_empty() {
+                        out.push(seg);
+                    }
+                }
                 Part::Released => {}
             }
         }
@@ -232,6 +283,7 @@ impl Assembled {
             .map(|p| match p {
                 Part::Header(s, e) => Part::Header(*s, *e),
                 Part::Chunk(c) => Part::Chunk(c.clone()),
+                Part::Deflated(s, i) => Part::Deflated(s.clone(), *i),
                 Part::Released => Part::Released,
             })
             .collect();
@@ -273,5 +325,39 @@ mod tests {
         drop(run);
         out.release(2..4);
         assert_eq!(Arc::strong_count(&b), 1);
+    }
+
+    #[test]
+    fn a_gzip_scrape_keeping_only_segments_lets_go_of_the_plain_bytes_and_sends_the_same() {
+        let a = family("a", "a{job=\"x\"} 1\n");
+        let b = family("b", "b{job=\"x\"} 2\n");
+        let snap = ShardSnapshot { families: vec![vec![a.clone()], vec![b.clone()]], clear: Vec::new() };
+        let mut out = assemble(vec![snap]);
+        let all = 0..out.parts();
+        assert!(!out.gzip_ready(all.clone()));
+        let (crc, len) = out.crc(all.clone());
+        // Without segments nothing changes hands.
+        out.keep_deflated_only(all.clone());
+        assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (2, 2));
+        out.make_segments(all.clone());
+        assert!(out.gzip_ready(all.clone()));
+        let (mut frames, mut before) = (Vec::new(), Vec::new());
+        out.gzip_slices(all.clone(), &mut frames, &mut before);
+        let before: Vec<u8> = before.concat();
+        out.keep_deflated_only(all.clone());
+        assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (1, 1));
+        assert!(out.gzip_ready(all.clone()));
+        let mut after = Vec::new();
+        out.gzip_slices(all.clone(), &mut frames, &mut after);
+        assert_eq!(after.concat(), before);
+        // The member decodes to the plain scrape.
+        let mut framer = crate::gzip::Framer::new();
+        framer.plain_crc(crc, len);
+        let mut member = crate::gzip::GZIP_HEADER.to_vec();
+        member.extend_from_slice(&before);
+        member.extend_from_slice(&framer.trailer());
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&member[..]), &mut plain).unwrap();
+        assert_eq!(plain, b"# TYPE a gauge\na{job=\"x\"} 1\n# TYPE b gauge\nb{job=\"x\"} 2\n");
     }
 }

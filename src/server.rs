@@ -51,6 +51,9 @@ const SCRAPE_RUN: usize = 16 << 20;
 const SCRAPE_SHARES: usize = 10_000;
 const SCRAPE_LATENCY: Duration = Duration::from_millis(5);
 
+/// The CRC pass of a gzip scrape runs this long between chances for other tasks to run.
+const CRC_SLICE: Duration = Duration::from_millis(50);
+
 /// A scrape at least this long is followed by a heap trim.
 const TRIM_AFTER_SCRAPE: usize = 16 << 20;
 
@@ -448,9 +451,9 @@ async fn write_plain(
 }
 
 /// Sends the scrape as one gzip member in a chunked body (see `crate::gzip`), in runs of
-/// about [`SCRAPE_RUN`] plain bytes. A run whose deflate segments all exist only needs the
-/// CRC of its plain bytes, computed here on the shard (about a millisecond per run). A run
-/// with groups pushed since the last gzip scrape goes to a blocking thread at a lower
+/// about [`SCRAPE_RUN`] plain bytes. The CRC of every run is computed first, here on the
+/// shard (about a millisecond per run), after which the scrape holds existing segments only.
+/// A run with groups pushed since the last gzip scrape goes to a blocking thread at a lower
 /// priority, which makes the missing segments; several such runs are prepared at a time. Each
 /// run is written as an HTTP chunk as soon as it and the runs before it are ready, then its
 /// chunks are let go of.
@@ -463,8 +466,8 @@ async fn write_gzip(
     use crate::gzip::{Framer, GZIP_HEADER};
     use crate::scrape::Assembled;
     enum Prepared {
-        Ready(Assembled, u32, u64),
-        Pending(glommio::task::JoinHandle<(Assembled, u32, u64)>),
+        Ready(Assembled),
+        Pending(glommio::task::JoinHandle<Assembled>),
     }
     let mut head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {EXPOSITION_CONTENT_TYPE}\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
@@ -479,6 +482,23 @@ async fn write_gzip(
     first.extend_from_slice(b"\r\n");
     conn.stream.write_all(&first).await?;
     let runs = assembled.split(assembled.len / SCRAPE_RUN + 1);
+    // First the CRC of every run (~15 GB/s); then each chunk whose deflate segment exists is
+    // held by its segment only, so that a push replacing its group while the scrape is
+    // written frees the plain bytes at once. Chunks without segments (pushed since the last
+    // gzip scrape) are the newest copies of their groups: holding them costs nothing until
+    // they are compressed below. This pass gives way to other tasks only every
+    // CRC_SLICE: each time it does, it may wait a whole scheduling period, while every
+    // replaced group it has not reached stays in memory twice.
+    let mut crcs = Vec::with_capacity(runs.len());
+    let mut slice = Instant::now();
+    for range in &runs {
+        crcs.push(assembled.crc(range.clone()));
+        assembled.keep_deflated_only(range.clone());
+        if slice.elapsed() >= CRC_SLICE {
+            glommio::yield_if_needed().await;
+            slice = Instant::now();
+        }
+    }
     let parallel = shard.shards.max(2);
     let mut queue = std::collections::VecDeque::new();
     let mut next = 0;
@@ -491,31 +511,31 @@ async fn write_gzip(
             // a blocking thread can own and give back.
             let run = assembled.share(runs[next].clone());
             let prepared = if run.gzip_ready(0..run.parts()) {
-                let (crc, len) = run.prepare_gzip(0..run.parts());
-                Prepared::Ready(run, crc, len)
+                Prepared::Ready(run)
             } else {
                 Prepared::Pending(
                     glommio::spawn_local(async move {
                         glommio::executor()
                             .spawn_blocking(move || {
                                 crate::sys::lower_thread_priority();
-                                let (crc, len) = run.prepare_gzip(0..run.parts());
-                                (run, crc, len)
+                                run.make_segments(0..run.parts());
+                                run
                             })
                             .await
                     })
                     .detach(),
                 )
             };
-            queue.push_back((runs[next].clone(), prepared));
+            queue.push_back((next, prepared));
             next += 1;
         }
-        let (range, prepared) = queue.pop_front().expect("queue is not empty");
-        let (run, crc, len) = match prepared {
-            Prepared::Ready(run, crc, len) => (run, crc, len),
+        let (i, prepared) = queue.pop_front().expect("queue is not empty");
+        let run = match prepared {
+            Prepared::Ready(run) => run,
             Prepared::Pending(task) => task.await.ok_or_else(|| io::Error::other("gzip preparation task cancelled"))?,
         };
-        assembled.release(range);
+        let (crc, len) = crcs[i];
+        assembled.release(runs[i].clone());
         framer.plain_crc(crc, len);
         let mut slices = vec![&[][..]]; // the chunk-size line, below
         run.gzip_slices(0..run.parts(), &mut frames, &mut slices);
