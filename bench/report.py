@@ -512,6 +512,21 @@ def build_facts(out_dir, scen):
         F["spike.store"] = f_bytes(stored_bytes(spk.rep))
         gzs = [p for p in spk.rep.get("probes", []) if p.get("gzip") and p.get("status") == 200]
         F["spike.gzip_max"] = f_s(max((p["seconds"] for p in gzs), default=None))
+    # small pushes in this run: CPU per push of each side, and the rate both CPUs would allow
+    for x in scen:
+        if not (x.ok and x.group == "small"):
+            continue
+        r, n = x.rep, x.rep.get("successes") or 0
+        k = {"ringgate": "small.rg", "official": "small.pg", "official-nocheck": "small.pgnc"}.get(x.gw)
+        if not k or not n:
+            continue
+        F[k + ".rate"] = f"{r['pushes_per_s']:,.0f}"
+        srv_cpu, lg_cpu = x.srv.get("cpu_seconds"), (r.get("loadgen") or {}).get("cpu_seconds")
+        if srv_cpu and lg_cpu:
+            F[k + ".server_us"] = f"{srv_cpu / n * 1e6:.1f} µs"
+            F[k + ".loadgen_us"] = f"{lg_cpu / n * 1e6:.1f} µs"
+            F[k + ".ceiling"] = f"{2 / ((srv_cpu + lg_cpu) / n):,.0f}"
+            F[k + ".busy"] = f"{(srv_cpu + lg_cpu) / r['elapsed_s']:.2f}"
     # soak: RSS step-ups and the scrapes next to them
     sk = next((x for x in scen if x.group == "soak" and x.ok), None)
     if sk:

@@ -121,9 +121,9 @@ pub struct Args {
     #[argh(option, default = "10000")]
     pub groups: u32,
 
-    /// small mode: event-loop threads driving the connections (default 1; each sleeps only
+    /// small mode: event-loop threads driving the connections (default 2; each sleeps only
     /// when none of its connections has an answer ready)
-    #[argh(option, default = "1")]
+    #[argh(option, default = "2")]
     pub small_threads: usize,
 
     /// print one payload (gpu, node, status, health, pod, small) for node 1 to stdout,
