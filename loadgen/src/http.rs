@@ -114,6 +114,53 @@ pub struct Response {
 const MAX_HEAD: usize = 64 * 1024;
 const BODY_HEAD_KEEP: usize = 512;
 
+/// What a response head says (both clients read it: the pooled one here and small mode's
+/// event loops).
+pub struct Head {
+    pub status: u16,
+    /// The connection stays open after this response, as far as the head says.
+    pub keep: bool,
+    pub content_length: Option<u64>,
+    pub chunked: bool,
+    pub content_encoding: Option<String>,
+}
+
+/// Parses a response head (without its final empty line).
+pub fn parse_head(head: &str) -> Result<Head, String> {
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .filter(|_| version.starts_with("HTTP/1."))
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut h =
+        Head { status, keep: version == "HTTP/1.1", content_length: None, chunked: false, content_encoding: None };
+    for l in lines {
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        if k.eq_ignore_ascii_case("content-length") {
+            h.content_length = Some(v.parse().map_err(|_| format!("bad Content-Length {v:?}"))?);
+        } else if k.eq_ignore_ascii_case("transfer-encoding") {
+            h.chunked = v.to_ascii_lowercase().contains("chunked");
+        } else if k.eq_ignore_ascii_case("connection") {
+            let v = v.to_ascii_lowercase();
+            if v.contains("close") {
+                h.keep = false;
+            } else if v.contains("keep-alive") {
+                h.keep = true;
+            }
+        } else if k.eq_ignore_ascii_case("content-encoding") {
+            h.content_encoding = Some(v.to_string());
+        }
+    }
+    Ok(h)
+}
+
 /// One keep-alive connection (reconnects lazily).
 pub struct Conn {
     target: Target,
@@ -323,40 +370,9 @@ impl Conn {
             .map_err(|_| (ReqError::Io("non-UTF-8 response head".into()), true))?
             .to_string();
         self.rpos = head_end + 4;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .filter(|_| version.starts_with("HTTP/1."))
-            .ok_or_else(|| (ReqError::Io(format!("bad status line {status_line:?}")), true))?;
-        let mut keep = version == "HTTP/1.1";
-        let mut content_length: Option<u64> = None;
-        let mut chunked = false;
-        let mut content_encoding = None;
-        for l in lines {
-            let Some((k, v)) = l.split_once(':') else {
-                continue;
-            };
-            let v = v.trim();
-            if k.eq_ignore_ascii_case("content-length") {
-                content_length =
-                    Some(v.parse().map_err(|_| (ReqError::Io(format!("bad Content-Length {v:?}")), true))?);
-            } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = v.to_ascii_lowercase().contains("chunked");
-            } else if k.eq_ignore_ascii_case("connection") {
-                let v = v.to_ascii_lowercase();
-                if v.contains("close") {
-                    keep = false;
-                } else if v.contains("keep-alive") {
-                    keep = true;
-                }
-            } else if k.eq_ignore_ascii_case("content-encoding") {
-                content_encoding = Some(v.to_string());
-            }
-        }
+        let h = parse_head(&head).map_err(|m| (ReqError::Io(m), true))?;
+        let (status, mut keep, chunked, content_length) = (h.status, h.keep, h.chunked, h.content_length);
+        let content_encoding = h.content_encoding;
         let mut body_head = Vec::new();
         let no_body = method == "HEAD" || status == 204 || status == 304 || status < 200;
         let body_bytes = if no_body {

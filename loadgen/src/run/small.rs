@@ -16,7 +16,7 @@
 //! server closed is reopened, and pushes started before the end of `--duration` complete.
 
 use super::{Shared, CONTENT_TYPE};
-use crate::http::{ReqError, Response, Target};
+use crate::http::{parse_head, ReqError, Response, Target};
 use crate::payload::small_body;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -386,39 +386,17 @@ enum Answer {
 fn parse_answer(b: &[u8]) -> Answer {
     let Some(head_end) = b.windows(4).position(|w| w == b"\r\n\r\n") else { return Answer::Partial };
     let Ok(head) = std::str::from_utf8(&b[..head_end]) else { return Answer::Bad("non-UTF-8 response head".into()) };
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    let Some(status) = parts.next().and_then(|s| s.parse::<u16>().ok()).filter(|_| version.starts_with("HTTP/1."))
-    else {
-        return Answer::Bad(format!("bad status line {status_line:?}"));
+    let h = match parse_head(head) {
+        Ok(h) => h,
+        Err(m) => return Answer::Bad(m),
     };
-    let mut keep = version == "HTTP/1.1";
-    let mut length = None;
-    for l in lines {
-        let Some((k, v)) = l.split_once(':') else { continue };
-        let v = v.trim();
-        if k.eq_ignore_ascii_case("content-length") {
-            match v.parse::<usize>() {
-                Ok(n) => length = Some(n),
-                Err(_) => return Answer::Bad(format!("bad Content-Length {v:?}")),
-            }
-        } else if k.eq_ignore_ascii_case("transfer-encoding") {
-            return Answer::Bad(format!("small mode reads Content-Length answers only, got Transfer-Encoding {v:?}"));
-        } else if k.eq_ignore_ascii_case("connection") {
-            let v = v.to_ascii_lowercase();
-            if v.contains("close") {
-                keep = false;
-            } else if v.contains("keep-alive") {
-                keep = true;
-            }
-        }
+    if h.chunked {
+        return Answer::Bad("small mode reads Content-Length answers only, got a chunked one".into());
     }
-    let body = if (100..200).contains(&status) || status == 204 || status == 304 { 0 } else { length.unwrap_or(0) };
-    if length.is_none() && body == 0 && !(100..200).contains(&status) && status != 204 && status != 304 {
-        keep = false;
-    }
+    let no_body = (100..200).contains(&h.status) || h.status == 204 || h.status == 304;
+    let body = if no_body { 0 } else { h.content_length.unwrap_or(0) as usize };
+    // Without a length, the body runs to the end of the connection: not kept.
+    let (status, keep) = (h.status, h.keep && (no_body || h.content_length.is_some()));
     let used = head_end + 4 + body;
     if b.len() < used {
         return Answer::Partial;
