@@ -201,26 +201,19 @@ impl Assembled {
         crate::decompress::gzip_member(&slices[range], level)
     }
 
-    /// Gets parts `range` ready for a gzip scrape: makes the deflate segments of every chunk
-    /// that has none yet and returns the CRC-32 and length of the range's plain bytes.
-    /// Runs on a blocking thread; the CPU it costs is the compression of what was pushed
-    /// since the last gzip scrape.
+    /// Gets parts `range` ready for a gzip scrape in one call (benchmarks): makes the missing
+    /// deflate segments ([`make_segments`]) and returns the CRC-32 and length of the plain
+    /// bytes ([`crc`]). A scrape calls the two apart (see `server::write_gzip`).
+    ///
+    /// [`make_segments`]: Assembled::make_segments
+    /// [`crc`]: Assembled::crc
     pub fn prepare_gzip(&self, range: std::ops::Range<usize>) -> (u32, u64) {
-        let mut crc = crc32fast::Hasher::new();
-        let mut len = 0u64;
-        for p in &self.parts[range] {
-            if let Part::Chunk(c) = p {
-                c.samples.deflated();
-            }
-            let plain = self.plain(p);
-            crc.update(plain);
-            len += plain.len() as u64;
-        }
-        (crc.finalize(), len)
+        self.make_segments(range.clone());
+        self.crc(range)
     }
 
-    /// Whether every chunk of parts `range` has its deflate segment already, so that
-    /// [`prepare_gzip`](Assembled::prepare_gzip) only computes a CRC (~15 GB/s here).
+    /// Whether every chunk of parts `range` has its deflate segment already (nothing left to
+    /// compress for a gzip scrape).
     pub fn gzip_ready(&self, range: std::ops::Range<usize>) -> bool {
         self.parts[range].iter().all(|p| match p {
             Part::Chunk(c) => c.samples.has_deflated(),
