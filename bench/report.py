@@ -143,6 +143,11 @@ class Scenario:
     def ok(self):
         return self.rep is not None
 
+    @property
+    def pipeline(self):
+        """Small mode: pushes in flight per connection (1: one at a time)."""
+        return ((self.rep or {}).get("config") or {}).get("pipeline") or self.e.get("pipeline") or 1
+
     def lat(self, q):
         return (self.rep or {}).get("latency_s", {}).get(q)
 
@@ -520,6 +525,9 @@ def build_facts(out_dir, scen):
         k = {"ringgate": "small.rg", "official": "small.pg", "official-nocheck": "small.pgnc"}.get(x.gw)
         if not k or not n:
             continue
+        if x.pipeline > 1:
+            k += "_pipe"
+            F["small.pipe_depth"] = str(x.pipeline)
         F[k + ".rate"] = f"{r['pushes_per_s']:,.0f}"
         srv_cpu, lg_cpu = x.srv.get("cpu_seconds"), (r.get("loadgen") or {}).get("cpu_seconds")
         if srv_cpu and lg_cpu:
@@ -637,9 +645,12 @@ def main():
         w("| " + " | ".join(row) + " |")
     w("")
     if small:
-        w("Small pushes (~100-byte PUT, 64 keep-alive connections, 10,000 groups): "
-          + "; ".join(f"{GW_LABEL[s.gw]} **{s.rep['pushes_per_s']:,.0f}/s**" for s in small) + ".")
-        w("")
+        for depth in sorted({s.pipeline for s in small}):
+            these = [s for s in small if s.pipeline == depth]
+            how = "one push in flight per connection" if depth == 1 else f"{depth} pipelined pushes in flight per connection"
+            w(f"Small pushes (~100-byte PUT, 64 keep-alive connections, 10,000 groups), {how}: "
+              + "; ".join(f"{GW_LABEL[s.gw]} **{s.rep['pushes_per_s']:,.0f}/s**" for s in these) + ".")
+            w("")
     w("![success rate against node count](" + rel(os.path.join(charts_dir, "success_vs_nodes.svg")) + ")")
     w("")
     w("![p99 push latency against node count](" + rel(os.path.join(charts_dir, "p99_vs_nodes.svg")) + ")")
@@ -708,13 +719,18 @@ def main():
             fig += "; not run: " + ", ".join(f"{s.nodes:,} ({s.e.get('why')})" for s in skipped)
         target("breaking-5000", "breaking point (100 % success and p99 ≤ 1 s) ≥ 5,000 nodes", fig, bp >= 5000,
                "ringgate ladder + breaking-point search (" + ", ".join(f"{s.nodes:,}" for s in tried) + " nodes)")
-    rs = next((s for s in small if s.gw == "ringgate"), None)
-    if rs:
-        target("small-100k", "small pushes ≥ 100,000 per second",
-               f"{rs.rep['pushes_per_s']:,.0f} pushes/s ({rs.rep['successes']:,} in {rs.rep['elapsed_s']:.1f} s, "
-               f"{rs.rep['config']['connections']} connections; load generator CPU {rs.rep['loadgen']['cpu_seconds']:.1f} s, "
-               f"server CPU {rs.srv.get('cpu_seconds') or 0:.1f} s)",
-               rs.rep["pushes_per_s"] >= 100_000, rs.name)
+    rs_all = sorted([s for s in small if s.gw == "ringgate"], key=lambda s: s.pipeline)
+    if rs_all:
+        def small_fig(rs):
+            how = "one in flight per connection" if rs.pipeline == 1 else f"{rs.pipeline} pipelined per connection"
+            return (f"{how}: {rs.rep['pushes_per_s']:,.0f} pushes/s ({rs.rep['successes']:,} in {rs.rep['elapsed_s']:.1f} s, "
+                    f"{rs.rep['config']['connections']} connections; load generator CPU {rs.rep['loadgen']['cpu_seconds']:.1f} s, "
+                    f"server CPU {rs.srv.get('cpu_seconds') or 0:.1f} s)")
+        fast = [rs.rep["pushes_per_s"] >= 100_000 for rs in rs_all]
+        # Met outright only if it holds one push at a time; pipelined only is said as such.
+        met = True if all(fast) else ("MET pipelined, MISSED one at a time" if fast[-1] else False)
+        target("small-100k", "small pushes ≥ 100,000 per second", "; ".join(small_fig(rs) for rs in rs_all), met,
+               ", ".join(rs.name for rs in rs_all))
     sk = soak[0] if soak else None
     if sk:
         ser = sk.rep.get("series", [])
@@ -739,9 +755,10 @@ def main():
     w("| target | measured | verdict |")
     w("|---|---|---|")
     for tid, text, fig, met, basis in targets:
-        w(f"| {text} | {fig} ({basis}) | **{'MET' if met else 'MISSED'}** |")
+        verdict = "MET" if met is True else ("MISSED" if not met else met)
+        w(f"| {text} | {fig} ({basis}) | **{verdict}** |")
     w("")
-    missed = [t for t in targets if not t[3]]
+    missed = [t for t in targets if t[3] is not True]
     if missed:
         w("### Why the missed targets are missed")
         w("")
@@ -832,10 +849,10 @@ def main():
     if small:
         w("## Small pushes")
         w("")
-        w("| gateway | pushes ok | duration | pushes/s | p50 | p99 | max | errors | server CPU | loadgen CPU | raw |")
-        w("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
-        for s in small:
-            w(f"| {GW_LABEL[s.gw]} | {s.rep['successes']:,} | {s.rep['elapsed_s']:.1f} s | **{s.rep['pushes_per_s']:,.0f}** | "
+        w("| gateway | in flight per connection | pushes ok | duration | pushes/s | p50 | p99 | max | errors | server CPU | loadgen CPU | raw |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
+        for s in sorted(small, key=lambda s: s.pipeline):
+            w(f"| {GW_LABEL[s.gw]} | {s.pipeline} | {s.rep['successes']:,} | {s.rep['elapsed_s']:.1f} s | **{s.rep['pushes_per_s']:,.0f}** | "
               f"{f_s(s.lat('p50'))} | {f_s(s.lat('p99'))} | {f_s(s.lat('max'))} | {errors_str(s.rep.get('errors'))} | "
               f"{s.srv.get('cpu_seconds') or 0:.1f} s | {(s.rep.get('loadgen') or {}).get('cpu_seconds') or 0:.1f} s | "
               f"[json]({rel(os.path.join(run_dir, s.e['json']))}) |")
@@ -948,14 +965,14 @@ def main():
           "RSS target above.")
         w("")
         w("| run | built from | scenarios | ringgate 1,000 nodes: success, p99, peak RSS | spike: max, peak RSS | "
-          "worst RSS ratio (≥ 1,000 nodes) | largest passing scale | small pushes/s |")
+          "worst RSS ratio (≥ 1,000 nodes) | largest passing scale | small pushes/s, one in flight |")
         w("|---|---|---|---|---|---:|---:|---:|")
         for d, om, osc in others:
             od = os.path.join(sc_root, d)
             def one(group, nodes=None):
                 return next((x for x in osc if x.ok and x.group == group and (nodes is None or x.nodes == nodes)), None)
             r1k, spk = one("ringgate", 1000), one("spike")
-            sm = next((x for x in osc if x.ok and x.group == "small" and x.gw == "ringgate"), None)
+            sm = next((x for x in osc if x.ok and x.group == "small" and x.gw == "ringgate" and x.pipeline == 1), None)
             passing = [x for x in osc if x.ok and x.gw == "ringgate" and x.group in ("ringgate", "breaking", "spike")
                        and x.rep["successes"] == x.rep["pushes"] and (x.lat("p99") or 1e9) <= 1.0]
             bp = max([x.nodes for x in passing if x.group != "spike"] or [0])

@@ -13,7 +13,9 @@ Runs the matrix against 127.0.0.1 only, each scenario on a fresh gateway process
              until the store would pass --max-ram-fraction of RAM; then --refine bisection
              steps between the last pass and the first failure
   soak       ringgate at 1000 nodes for --soak (default 30m)
-  small      --mode small (~100-byte PUTs on keep-alive connections) against all three
+  small      --mode small (~100-byte PUTs on keep-alive connections) against all three, once
+             with one push in flight per connection and once pipelined (--small-pipeline,
+             default 16 in flight per connection)
 
 The ladder scales run interleaved (ringgate N, official N, official-nocheck N, then the next
 N) so that the gateways are compared under the same background load. Every scenario writes
@@ -345,8 +347,12 @@ class Showcase:
                 if gw != "ringgate" and not self.have_pgw:
                     self.skip(f"small-{gw}", "small", gw, f"{PGW} not installed")
                     continue
-                args = ["--mode", "small", "--duration", fmt_dur(a.small_s), "--probe-interval", "0", "--no-final-probe"]
-                self.run(f"small-{gw}", "small", gw, args, self.budget(a.small_s), {"mode": "small", "duration_s": a.small_s})
+                for depth in sorted({1, a.small_pipeline}):
+                    args = ["--mode", "small", "--duration", fmt_dur(a.small_s), "--probe-interval", "0",
+                            "--no-final-probe", "--small-pipeline", str(depth)]
+                    name = f"small-{gw}" + (f"-p{depth}" if depth > 1 else "")
+                    self.run(name, "small", gw, args, self.budget(a.small_s),
+                             {"mode": "small", "duration_s": a.small_s, "pipeline": depth})
 
         # The ladder, interleaved across gateways.
         official_going = {gw: self.want(gw) and self.have_pgw for gw in ("official", "official-nocheck")}
@@ -463,6 +469,9 @@ def main():
     p.add_argument("--breaking", default=None, help="breaking-point search scales (default 2000,5000,7500,10000,15000,20000)")
     p.add_argument("--refine", type=int, default=2, help="bisection steps after the breaking-point search (default 2)")
     p.add_argument("--small-duration", default=None, help="small-push run length (default 10s; --quick: 3s)")
+    p.add_argument("--small-pipeline", type=int, default=16,
+                   help="pushes in flight per connection in the pipelined small-push runs (default 16; "
+                        "1: run only the one-at-a-time small-push runs)")
     p.add_argument("--max-ram-fraction", type=float, default=0.6,
                    help="skip a breaking-point scale whose store would pass this fraction of RAM, and kill any "
                         "gateway whose RSS passes it (default 0.6)")

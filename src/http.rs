@@ -106,17 +106,25 @@ pub struct Conn {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Answers not yet written: while the next pipelined request is already buffered, small
+    /// answers are gathered here and leave in one send (see [`Conn::respond`]).
+    pending: Vec<u8>,
 }
+
+/// Pending answers are written once they reach this size, pipelined requests or not.
+const PENDING_MAX: usize = 64 * 1024;
 
 const MAX_HEADERS: usize = 96;
 
 impl Conn {
     pub fn new(stream: TcpStream) -> Conn {
-        Conn { stream, buf: vec![0; 16 * 1024], start: 0, end: 0 }
+        Conn { stream, buf: vec![0; 16 * 1024], start: 0, end: 0, pending: Vec::new() }
     }
 
     /// Reads into the buffer until `deadline`; returns bytes read (0 = EOF).
     async fn fill(&mut self, deadline: Instant, what: &'static str) -> Result<usize, ReadError> {
+        // Never wait for the peer while its answers sit here.
+        self.flush().await.map_err(ReadError::Io)?;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -196,7 +204,8 @@ impl Conn {
         }
         if expect_continue && (content_length.unwrap_or(0) > 0 || chunked) {
             if self.start == self.end {
-                self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.map_err(ReadError::Io)?;
+                self.pending.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                self.flush().await.map_err(ReadError::Io)?;
             }
         }
         let body_deadline = Instant::now() + lim.body_timeout;
@@ -208,6 +217,7 @@ impl Conn {
             body.extend_from_slice(&self.buf[self.start..self.start + have]);
             self.start += have;
             if body.len() < n {
+                self.flush().await.map_err(ReadError::Io)?;
                 body.resize(n, 0);
                 let mut got = have;
                 while got < n {
@@ -301,13 +311,32 @@ impl Conn {
         }
     }
 
-    /// Writes a complete response with a small body.
+    /// Writes a complete response with a small body. When the next request is already in the
+    /// buffer (the client pipelines), the answer waits in `pending` for the ones after it, so
+    /// that a run of pipelined requests is answered with one send; it is written before this
+    /// connection next waits to read, before any streamed answer, and at [`PENDING_MAX`].
     pub async fn respond(&mut self, resp: &Response, head_only: bool, keep_alive: bool) -> io::Result<()> {
-        let mut out = resp.head(resp.body.len(), keep_alive);
+        resp.head_into(&mut self.pending, resp.body.len(), keep_alive);
         if !head_only {
-            out.extend_from_slice(&resp.body);
+            self.pending.extend_from_slice(&resp.body);
         }
-        self.stream.write_all(&out).await
+        if !keep_alive || self.start == self.end || self.pending.len() >= PENDING_MAX {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the answers gathered by [`Conn::respond`].
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let r = self.stream.write_all(&self.pending).await;
+        self.pending.clear();
+        if self.pending.capacity() > PENDING_MAX {
+            self.pending = Vec::new();
+        }
+        r
     }
 
     /// Writes `bufs` in order with vectored sends; when the socket is full, waits for it
@@ -465,9 +494,15 @@ impl Response {
 
     /// Status line and headers for a body of `len` bytes.
     pub fn head(&self, len: usize, keep_alive: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.head_into(&mut out, len, keep_alive);
+        out
+    }
+
+    /// [`Response::head`], appended to `out`.
+    pub fn head_into(&self, out: &mut Vec<u8>, len: usize, keep_alive: bool) {
         // Written piece by piece: every answer to a push goes through here.
         use std::io::Write;
-        let mut out = Vec::with_capacity(256);
         out.extend_from_slice(b"HTTP/1.1 ");
         let _ = write!(out, "{}", self.status);
         out.push(b' ');
@@ -486,7 +521,6 @@ impl Response {
             out.extend_from_slice(b"Connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        out
     }
 }
 

@@ -377,6 +377,10 @@ async fn answer(
     let written = match outcome {
         Outcome::Respond(resp) => conn.respond(&resp, head_only, keep_alive).await,
         Outcome::Scrape(mut s) => {
+            // Answers to pipelined requests before this one leave first.
+            if let Err(e) = conn.flush().await {
+                return (conn, Err(e));
+            }
             let large = s.assembled.len >= TRIM_AFTER_SCRAPE;
             let result = if head_only {
                 let head = Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(s.assembled.len, keep_alive);

@@ -251,6 +251,42 @@ fn head_keepalive_pipelining_chunked_and_continue() {
 }
 
 #[test]
+fn pipelined_runs_are_answered_in_order_and_a_half_sent_request_does_not_hold_answers_back() {
+    let g = start();
+    let mut s = g.connect();
+    // 40 pushes in one write, to groups owned by both shards, a bad one among them, then a
+    // scrape: every answer comes back, in order, and the scrape sees every good push.
+    let mut run = String::new();
+    for i in 0..40 {
+        let body = if i == 17 { "broken{ 1\n".to_string() } else { format!("p{{n=\"{i}\"}} {i}\n") };
+        run.push_str(&format!(
+            "PUT /metrics/job/pipe/instance/i{i} HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    }
+    run.push_str("GET /metrics HTTP/1.1\r\n\r\n");
+    s.write_all(run.as_bytes()).unwrap();
+    for i in 0..40 {
+        let a = read_answer(&mut s, false).unwrap_or_else(|| panic!("no answer to push {i}"));
+        assert_eq!(a.status, if i == 17 { 400 } else { 200 }, "push {i}: {}", a.text());
+    }
+    let scrape = read_answer(&mut s, false).expect("the scrape after the run");
+    let text = strip_times(&scrape.text());
+    for i in (0..40).filter(|&i| i != 17) {
+        assert!(text.contains(&format!("p{{instance=\"i{i}\",job=\"pipe\",n=\"{i}\"}} {i}\n")), "{i}:\n{text}");
+    }
+    // Two pushes and the first half of a third: the two answers come before the rest is sent
+    // (answers held for the requests behind them must not wait on a client that waits too).
+    let two = "PUT /metrics/job/half HTTP/1.1\r\nContent-Length: 4\r\n\r\na 1\n".repeat(2);
+    s.write_all(format!("{two}PUT /metrics/job/half HTTP/1.1\r\nContent-Len").as_bytes()).unwrap();
+    assert_eq!(read_answer(&mut s, false).expect("first of two").status, 200);
+    assert_eq!(read_answer(&mut s, false).expect("second of two").status, 200);
+    s.write_all(b"gth: 4\r\n\r\na 2\n").unwrap();
+    assert_eq!(read_answer(&mut s, false).expect("the third, once whole").status, 200);
+    assert!(g.scrape().contains("a{instance=\"\",job=\"half\"} 2\n"));
+}
+
+#[test]
 fn http10_closes_and_malformed_requests_get_400() {
     let g = start();
     let mut s = g.connect();

@@ -126,6 +126,11 @@ pub struct Args {
     #[argh(option, default = "2")]
     pub small_threads: usize,
 
+    /// small mode: pushes each connection keeps in flight (default 1: the next push is
+    /// written when the last answer arrived; N > 1 pipelines, HTTP/1.1 keep-alive style)
+    #[argh(option, default = "1")]
+    pub small_pipeline: usize,
+
     /// print one payload (gpu, node, status, health, pod, small) for node 1 to stdout,
     /// check it is valid text format, report its size on stderr, and exit
     #[argh(option)]

@@ -139,6 +139,7 @@ fn real_main(a: Args) -> Result<(), String> {
         seed,
         groups: a.groups.max(1),
         small_threads: a.small_threads.max(1),
+        small_pipeline: a.small_pipeline.clamp(1, 1024),
     };
     if let Some(pid) = cfg.server_pid {
         if procfs::sample(pid).is_none() {
@@ -170,8 +171,8 @@ fn real_main(a: Args) -> Result<(), String> {
     };
     if small {
         eprintln!(
-            "ringgate-loadgen: small pushes for {:?} on {} connections ({} event-loop thread(s)) to {} groups",
-            cfg.duration, cfg.connections, cfg.small_threads, cfg.groups
+            "ringgate-loadgen: small pushes for {:?} on {} connections ({} event-loop thread(s), {} in flight each) to {} groups",
+            cfg.duration, cfg.connections, cfg.small_threads, cfg.small_pipeline, cfg.groups
         );
     }
     let report = run::run(cfg, payloads).to_pretty();

@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub groups: u32,
     /// Small mode: event-loop threads driving the connections.
     pub small_threads: usize,
+    /// Small mode: pushes in flight per connection (1: no pipelining).
+    pub small_pipeline: usize,
 }
 
 #[derive(Default)]
@@ -306,6 +308,7 @@ fn small_workers(cfg: &RunConfig, shared: &Arc<Shared>) -> Vec<thread::JoinHandl
         cfg.timeout,
         cfg.connections,
         cfg.small_threads,
+        cfg.small_pipeline,
         shared,
         shared.start + cfg.duration,
     )
@@ -544,6 +547,8 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
     if cfg.small {
         c.push("duration_s", cfg.duration.as_secs_f64());
         c.push("groups", cfg.groups);
+        c.push("pipeline", cfg.small_pipeline);
+        c.push("threads", cfg.small_threads);
     } else {
         c.push("nodes", cfg.nodes);
         c.push("cycle_s", cfg.cycle.as_secs_f64());
@@ -735,6 +740,7 @@ mod tests {
             seed: 1,
             groups: 10,
             small_threads: 1,
+            small_pipeline: 1,
         }
     }
 
@@ -756,15 +762,24 @@ mod tests {
 
     /// A minimal HTTP/1.1 server: 200 to every PUT/POST, a small body for GET /metrics.
     fn mini_server() -> (crate::http::Target, Arc<AtomicU64>) {
+        let (t, accepted, _) = mini_server_counting_pipelined();
+        (t, accepted)
+    }
+
+    /// [`mini_server`], also counting the most request heads ever buffered at once on one
+    /// connection (more than 1: the client pipelines).
+    fn mini_server_counting_pipelined() -> (crate::http::Target, Arc<AtomicU64>, Arc<AtomicU64>) {
         use std::io::{Read, Write};
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let t = crate::http::parse_target(&l.local_addr().unwrap().to_string()).unwrap();
         let accepted = Arc::new(AtomicU64::new(0));
-        let acc = accepted.clone();
+        let most = Arc::new(AtomicU64::new(0));
+        let (acc, most_seen) = (accepted.clone(), most.clone());
         thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(mut s) = s else { return };
                 acc.fetch_add(1, Relaxed);
+                let most_seen = most_seen.clone();
                 thread::spawn(move || {
                     let mut buf = Vec::new();
                     let mut b = vec![0u8; 1 << 16];
@@ -776,6 +791,8 @@ mod tests {
                             }
                             continue;
                         };
+                        let heads = buf.windows(4).filter(|w| w == b"\r\n\r\n").count();
+                        most_seen.fetch_max(heads as u64, Relaxed);
                         let head = String::from_utf8_lossy(&buf[..i]).to_string();
                         let cl: usize = head
                             .lines()
@@ -800,7 +817,7 @@ mod tests {
                 });
             }
         });
-        (t, accepted)
+        (t, accepted, most)
     }
 
     #[test]
@@ -865,6 +882,24 @@ mod tests {
         assert_eq!(r.get("successes").and_then(Json::as_i64), Some(pushes));
         assert_eq!(r.get("connections_opened").and_then(Json::as_i64), Some(5));
         assert_eq!(accepted.load(Relaxed), 5);
+    }
+
+    #[test]
+    fn small_run_pipelines_up_to_its_depth() {
+        let (target, _, most) = mini_server_counting_pipelined();
+        let mut c = cfg();
+        c.target = target;
+        c.small = true;
+        c.duration = Duration::from_millis(300);
+        c.connections = 2;
+        c.small_pipeline = 8;
+        let r = run(c, None);
+        let pushes = r.get("pushes").and_then(Json::as_i64).unwrap();
+        assert!(pushes > 10, "{pushes}");
+        assert_eq!(r.get("successes").and_then(Json::as_i64), Some(pushes));
+        assert_eq!(r.get("connections_opened").and_then(Json::as_i64), Some(2));
+        let seen = most.load(Relaxed);
+        assert!((2..=8).contains(&seen), "most requests buffered at once: {seen}");
     }
 
     #[test]

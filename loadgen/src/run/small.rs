@@ -1,5 +1,7 @@
-//! Small-push mode: ~100-byte PUTs (or POSTs) on keep-alive connections, each connection
-//! sending its next push as soon as the answer to the last one arrived.
+//! Small-push mode: ~100-byte PUTs (or POSTs) on keep-alive connections. Each connection
+//! keeps `--small-pipeline` pushes in flight: with 1 (the default) it writes its next push as
+//! soon as the answer to the last one arrived; with N > 1 it pipelines, writing new pushes as
+//! answers come back so that N are always outstanding (HTTP/1.1 answers arrive in order).
 //!
 //! Why an event loop here when the stress mode uses a thread per connection: a small push
 //! costs the gateway only a few microseconds, so the client's own overhead decides the rate.
@@ -12,12 +14,14 @@
 //! handles every ready answer of one `epoll_wait` before sleeping again.
 //!
 //! Semantics match the stress mode: latency runs from the moment a push is written to the end
-//! of its answer, `--timeout` bounds each push (checked every [`TICK`]), a connection the
-//! server closed is reopened, and pushes started before the end of `--duration` complete.
+//! of its answer (for a pipelined push, that includes waiting behind the ones before it),
+//! `--timeout` bounds each push (checked every [`TICK`]), a connection the server closed is
+//! reopened, and pushes started before the end of `--duration` complete.
 
 use super::{Shared, CONTENT_TYPE};
 use crate::http::{parse_head, ReqError, Response, Target};
 use crate::payload::small_body;
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -42,6 +46,8 @@ pub struct SmallConfig {
     /// Index of the first connection of this thread (bodies carry it as a label value).
     pub first: usize,
     pub connections: usize,
+    /// Pushes in flight per connection.
+    pub depth: usize,
 }
 
 struct Slot {
@@ -50,9 +56,9 @@ struct Slot {
     out: Vec<u8>,
     sent: usize,
     inbuf: Vec<u8>,
-    /// When the push in flight was written, and its body length; `None` when idle.
-    busy: Option<(Instant, usize)>,
-    /// EPOLLOUT is asked for (the request did not fit in the socket buffer at once).
+    /// The pushes in flight, oldest first: when each was written, and its body length.
+    busy: VecDeque<(Instant, usize)>,
+    /// EPOLLOUT is asked for (the requests did not fit in the socket buffer at once).
     want_out: bool,
     /// Not before this instant is a new connection tried (after a failed connect).
     retry_at: Option<Instant>,
@@ -60,6 +66,7 @@ struct Slot {
 }
 
 /// Starts `threads` event loops sharing `connections` connections; returns their handles.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     target: &Target,
     method: &'static str,
@@ -67,6 +74,7 @@ pub fn start(
     timeout: Duration,
     connections: usize,
     threads: usize,
+    depth: usize,
     shared: &Arc<Shared>,
     end: Instant,
 ) -> Vec<thread::JoinHandle<()>> {
@@ -77,7 +85,16 @@ pub fn start(
         .map(|t| {
             let first = t * per;
             let n = per.min(connections.max(1).saturating_sub(first));
-            let cfg = SmallConfig { target: target.clone(), method, groups, timeout, end, first, connections: n };
+            let cfg = SmallConfig {
+                target: target.clone(),
+                method,
+                groups,
+                timeout,
+                end,
+                first,
+                connections: n,
+                depth: depth.max(1),
+            };
             let (shared, counter) = (shared.clone(), counter.clone());
             thread::Builder::new()
                 .name(format!("small-loop-{t}"))
@@ -134,122 +151,251 @@ impl Drop for Epoll {
     }
 }
 
+/// One event loop's connections and what it shares with the others.
+struct Loop<'a> {
+    cfg: &'a SmallConfig,
+    shared: &'a Shared,
+    counter: &'a AtomicU64,
+    ep: Epoll,
+    slots: Vec<Slot>,
+}
+
 fn event_loop(cfg: &SmallConfig, shared: &Shared, counter: &AtomicU64) -> io::Result<()> {
-    let ep = Epoll::new()?;
-    let mut slots: Vec<Slot> = (0..cfg.connections)
+    let slots: Vec<Slot> = (0..cfg.connections)
         .map(|i| Slot {
             stream: None,
             worker: cfg.first + i,
-            out: Vec::with_capacity(512),
+            out: Vec::with_capacity(512 * cfg.depth),
             sent: 0,
             inbuf: Vec::with_capacity(1024),
-            busy: None,
+            busy: VecDeque::with_capacity(cfg.depth),
             want_out: false,
             retry_at: None,
             connects: 0,
         })
         .collect();
+    let mut lp = Loop { cfg, shared, counter, ep: Epoll::new()?, slots };
     let now = Instant::now();
     if shared.start > now {
         thread::sleep(shared.start - now);
     }
-    for i in 0..slots.len() {
-        next_push(cfg, shared, counter, &ep, &mut slots, i);
+    for i in 0..lp.slots.len() {
+        lp.top_up(i);
     }
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; cfg.connections.clamp(1, 1024)];
     let mut last_sweep = Instant::now();
     loop {
-        let active = slots.iter().any(|s| s.busy.is_some() || s.retry_at.is_some());
+        let active = lp.slots.iter().any(|s| !s.busy.is_empty() || s.retry_at.is_some());
         if !active {
             break;
         }
-        let n = ep.wait(&mut events, TICK)?;
+        let n = lp.ep.wait(&mut events, TICK)?;
         for ev in &events[..n] {
             let (i, flags) = (ev.u64 as usize, ev.events);
             if flags & libc::EPOLLOUT as u32 != 0 {
-                flush(cfg, shared, counter, &ep, &mut slots, i);
+                lp.flush(i);
             }
             if flags & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
-                receive(cfg, shared, counter, &ep, &mut slots, i);
+                lp.receive(i);
             }
         }
         let now = Instant::now();
         if now - last_sweep >= TICK {
             last_sweep = now;
-            for i in 0..slots.len() {
-                if let Some((sched, len)) = slots[i].busy {
+            for i in 0..lp.slots.len() {
+                if let Some(&(sched, _)) = lp.slots[i].busy.front() {
                     if now >= sched + cfg.timeout {
-                        let e = Err(ReqError::Timeout("timed out waiting for the response".into()));
-                        shared.record(None, sched, len, &e);
-                        drop_conn(&ep, &mut slots[i]);
-                        next_push(cfg, shared, counter, &ep, &mut slots, i);
+                        lp.fail(i, ReqError::Timeout("timed out waiting for the response".into()));
                     }
-                } else if slots[i].retry_at.is_some_and(|t| now >= t) {
-                    slots[i].retry_at = None;
-                    next_push(cfg, shared, counter, &ep, &mut slots, i);
+                } else if lp.slots[i].retry_at.is_some_and(|t| now >= t) {
+                    lp.slots[i].retry_at = None;
+                    lp.top_up(i);
                 }
             }
         }
     }
-    for s in &slots {
+    for s in &lp.slots {
         shared.connects.fetch_add(s.connects, Relaxed);
     }
     Ok(())
 }
 
-fn drop_conn(ep: &Epoll, s: &mut Slot) {
-    if let Some(st) = s.stream.take() {
-        let _ = ep.ctl(libc::EPOLL_CTL_DEL, st.as_raw_fd(), 0, 0);
+impl Loop<'_> {
+    fn drop_conn(&mut self, i: usize) {
+        let s = &mut self.slots[i];
+        if let Some(st) = s.stream.take() {
+            let _ = self.ep.ctl(libc::EPOLL_CTL_DEL, st.as_raw_fd(), 0, 0);
+        }
+        s.busy.clear();
+        s.want_out = false;
+        s.inbuf.clear();
+        s.out.clear();
+        s.sent = 0;
     }
-    s.busy = None;
-    s.want_out = false;
-    s.inbuf.clear();
-}
 
-/// Starts the next push on slot `i`, unless the run is over. Opens the connection first if
-/// needed; a failed connect is recorded and retried after 10 ms.
-fn next_push(cfg: &SmallConfig, shared: &Shared, counter: &AtomicU64, ep: &Epoll, slots: &mut [Slot], i: usize) {
-    let now = Instant::now();
-    if now >= cfg.end {
-        drop_conn(ep, &mut slots[i]);
-        return;
+    /// Records a failure for every push in flight on slot `i`, drops its connection and starts
+    /// over on a new one.
+    fn fail(&mut self, i: usize, e: ReqError) {
+        let e = Err(e);
+        for &(sched, len) in &self.slots[i].busy {
+            self.shared.record(None, sched, len, &e);
+        }
+        self.drop_conn(i);
+        self.top_up(i);
     }
-    let s = &mut slots[i];
-    if s.stream.is_none() {
-        match connect(&cfg.target, cfg.timeout) {
-            Ok(st) => {
-                s.connects += 1;
-                if let Err(e) = ep.ctl(libc::EPOLL_CTL_ADD, st.as_raw_fd(), libc::EPOLLIN as u32, i) {
-                    shared.record(None, now, 0, &Err(ReqError::Connect(format!("epoll_ctl: {e}"))));
+
+    /// Writes new pushes on slot `i` until `depth` are in flight, unless the run is over.
+    /// Opens the connection first if needed; a failed connect is recorded and retried after
+    /// 10 ms.
+    fn top_up(&mut self, i: usize) {
+        let now = Instant::now();
+        let (cfg, shared) = (self.cfg, self.shared);
+        if now >= cfg.end {
+            if self.slots[i].busy.is_empty() {
+                self.drop_conn(i);
+            }
+            return;
+        }
+        let s = &mut self.slots[i];
+        if s.stream.is_none() {
+            match connect(&cfg.target, cfg.timeout) {
+                Ok(st) => {
+                    s.connects += 1;
+                    if let Err(e) = self.ep.ctl(libc::EPOLL_CTL_ADD, st.as_raw_fd(), libc::EPOLLIN as u32, i) {
+                        shared.record(None, now, 0, &Err(ReqError::Connect(format!("epoll_ctl: {e}"))));
+                        s.retry_at = Some(now + Duration::from_millis(10));
+                        return;
+                    }
+                    s.stream = Some(st);
+                }
+                Err(e) => {
+                    shared.record(None, now, 0, &Err(ReqError::Connect(e.to_string())));
                     s.retry_at = Some(now + Duration::from_millis(10));
                     return;
                 }
-                s.stream = Some(st);
-            }
-            Err(e) => {
-                shared.record(None, now, 0, &Err(ReqError::Connect(e.to_string())));
-                s.retry_at = Some(now + Duration::from_millis(10));
-                return;
             }
         }
+        if s.busy.len() >= cfg.depth {
+            return;
+        }
+        if s.sent == s.out.len() {
+            s.out.clear();
+            s.sent = 0;
+        }
+        while s.busy.len() < cfg.depth {
+            let n = self.counter.fetch_add(1, Relaxed);
+            let body = small_body(s.worker, n);
+            let _ = write!(
+                s.out,
+                "{} /metrics/job/loadgen_small/instance/g{:05} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringgate-loadgen/{}\r\n{CONTENT_TYPE}Content-Length: {}\r\n\r\n",
+                cfg.method,
+                n % cfg.groups.max(1) as u64,
+                cfg.target.host,
+                env!("CARGO_PKG_VERSION"),
+                body.len()
+            );
+            s.out.extend_from_slice(body.as_bytes());
+            s.busy.push_back((Instant::now(), body.len()));
+        }
+        self.flush(i);
     }
-    let n = counter.fetch_add(1, Relaxed);
-    let path = format!("/metrics/job/loadgen_small/instance/g{:05}", n % cfg.groups.max(1) as u64);
-    let body = small_body(s.worker, n);
-    s.out.clear();
-    let _ = write!(
-        s.out,
-        "{} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringgate-loadgen/{}\r\n{CONTENT_TYPE}Content-Length: {}\r\n\r\n",
-        cfg.method,
-        cfg.target.host,
-        env!("CARGO_PKG_VERSION"),
-        body.len()
-    );
-    s.out.extend_from_slice(body.as_bytes());
-    s.sent = 0;
-    s.inbuf.clear();
-    s.busy = Some((Instant::now(), body.len()));
-    flush(cfg, shared, counter, ep, slots, i);
+
+    /// Writes what is left of slot `i`'s requests; waits for EPOLLOUT when the socket is full.
+    fn flush(&mut self, i: usize) {
+        let s = &mut self.slots[i];
+        let Some(st) = s.stream.as_mut() else { return };
+        while s.sent < s.out.len() {
+            match st.write(&s.out[s.sent..]) {
+                Ok(0) => return self.fail(i, ReqError::Io("send: connection closed".into())),
+                Ok(n) => s.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !s.want_out {
+                        s.want_out = true;
+                        let ev = (libc::EPOLLIN | libc::EPOLLOUT) as u32;
+                        let _ = self.ep.ctl(libc::EPOLL_CTL_MOD, st.as_raw_fd(), ev, i);
+                    }
+                    return;
+                }
+                Err(e) => return self.fail(i, ReqError::Io(format!("send: {e}"))),
+            }
+        }
+        if s.want_out {
+            s.want_out = false;
+            let _ = self.ep.ctl(libc::EPOLL_CTL_MOD, st.as_raw_fd(), libc::EPOLLIN as u32, i);
+        }
+    }
+
+    /// Reads what arrived on slot `i`, records every whole answer, and tops the slot up.
+    fn receive(&mut self, i: usize) {
+        let s = &mut self.slots[i];
+        let Some(st) = s.stream.as_mut() else { return };
+        let mut buf = [0u8; 16384];
+        loop {
+            match st.read(&mut buf) {
+                Ok(0) => {
+                    if s.busy.is_empty() {
+                        self.drop_conn(i);
+                        return self.top_up(i);
+                    }
+                    return self.fail(i, ReqError::Io("connection closed before the response".into()));
+                }
+                Ok(n) => {
+                    s.inbuf.extend_from_slice(&buf[..n]);
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    if s.busy.is_empty() {
+                        self.drop_conn(i);
+                        return self.top_up(i);
+                    }
+                    return self.fail(i, ReqError::Io(format!("receive: {e}")));
+                }
+            }
+        }
+        let mut at = 0;
+        while at < s.inbuf.len() {
+            let Some(&(sched, len)) = s.busy.front() else {
+                // Bytes nobody asked for: the connection is out of step; start over on a new one.
+                self.drop_conn(i);
+                return self.top_up(i);
+            };
+            match parse_answer(&s.inbuf[at..]) {
+                Answer::Partial if s.inbuf.len() - at > MAX_ANSWER => {
+                    return self.fail(i, ReqError::Io("response head too large".into()))
+                }
+                Answer::Partial => break,
+                Answer::Bad(m) => return self.fail(i, ReqError::Io(m)),
+                Answer::Whole { status, body, keep, used } => {
+                    let body_head = String::from_utf8_lossy(&s.inbuf[at + used - body..at + used]).into_owned();
+                    let resp = Response {
+                        status,
+                        body_bytes: body as u64,
+                        body_head,
+                        ttfb: sched.elapsed(),
+                        content_encoding: None,
+                    };
+                    self.shared.record(None, sched, len, &Ok(resp));
+                    s.busy.pop_front();
+                    at += used;
+                    if !keep {
+                        // The server closes: pushes pipelined behind this one get no answer.
+                        if s.busy.is_empty() && at == s.inbuf.len() {
+                            self.drop_conn(i);
+                            return self.top_up(i);
+                        }
+                        return self.fail(i, ReqError::Io("connection closed before the response".into()));
+                    }
+                }
+            }
+        }
+        s.inbuf.drain(..at);
+        self.top_up(i);
+    }
 }
 
 fn connect(target: &Target, timeout: Duration) -> io::Result<TcpStream> {
@@ -257,117 +403,6 @@ fn connect(target: &Target, timeout: Duration) -> io::Result<TcpStream> {
     st.set_nodelay(true)?;
     st.set_nonblocking(true)?;
     Ok(st)
-}
-
-/// Writes what is left of slot `i`'s request; waits for EPOLLOUT when the socket is full.
-fn flush(cfg: &SmallConfig, shared: &Shared, counter: &AtomicU64, ep: &Epoll, slots: &mut [Slot], i: usize) {
-    let s = &mut slots[i];
-    let (Some(st), Some((sched, len))) = (s.stream.as_mut(), s.busy) else { return };
-    while s.sent < s.out.len() {
-        match st.write(&s.out[s.sent..]) {
-            Ok(0) => return fail(cfg, shared, counter, ep, slots, i, sched, len, "send: connection closed".into()),
-            Ok(n) => s.sent += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !s.want_out {
-                    s.want_out = true;
-                    let _ = ep.ctl(libc::EPOLL_CTL_MOD, st.as_raw_fd(), (libc::EPOLLIN | libc::EPOLLOUT) as u32, i);
-                }
-                return;
-            }
-            Err(e) => return fail(cfg, shared, counter, ep, slots, i, sched, len, format!("send: {e}")),
-        }
-    }
-    if s.want_out {
-        s.want_out = false;
-        let _ = ep.ctl(libc::EPOLL_CTL_MOD, st.as_raw_fd(), libc::EPOLLIN as u32, i);
-    }
-}
-
-/// Records an I/O failure of the push in flight on slot `i` and starts the next one on a new
-/// connection.
-#[allow(clippy::too_many_arguments)]
-fn fail(
-    cfg: &SmallConfig,
-    shared: &Shared,
-    counter: &AtomicU64,
-    ep: &Epoll,
-    slots: &mut [Slot],
-    i: usize,
-    sched: Instant,
-    len: usize,
-    msg: String,
-) {
-    shared.record(None, sched, len, &Err(ReqError::Io(msg)));
-    drop_conn(ep, &mut slots[i]);
-    next_push(cfg, shared, counter, ep, slots, i);
-}
-
-/// Reads what arrived on slot `i`; once its answer is whole, records it and starts the next.
-fn receive(cfg: &SmallConfig, shared: &Shared, counter: &AtomicU64, ep: &Epoll, slots: &mut [Slot], i: usize) {
-    let s = &mut slots[i];
-    let Some(st) = s.stream.as_mut() else { return };
-    let mut buf = [0u8; 4096];
-    loop {
-        match st.read(&mut buf) {
-            Ok(0) => {
-                let Some((sched, len)) = s.busy else {
-                    drop_conn(ep, s);
-                    return next_push(cfg, shared, counter, ep, slots, i);
-                };
-                return fail(
-                    cfg,
-                    shared,
-                    counter,
-                    ep,
-                    slots,
-                    i,
-                    sched,
-                    len,
-                    "connection closed before the response".into(),
-                );
-            }
-            Ok(n) => {
-                s.inbuf.extend_from_slice(&buf[..n]);
-                if n < buf.len() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => {
-                let Some((sched, len)) = s.busy else {
-                    drop_conn(ep, s);
-                    return next_push(cfg, shared, counter, ep, slots, i);
-                };
-                return fail(cfg, shared, counter, ep, slots, i, sched, len, format!("receive: {e}"));
-            }
-        }
-    }
-    let Some((sched, len)) = s.busy else {
-        // Bytes nobody asked for: the connection is out of step; start over on a new one.
-        drop_conn(ep, s);
-        return next_push(cfg, shared, counter, ep, slots, i);
-    };
-    match parse_answer(&s.inbuf) {
-        Answer::Partial if s.inbuf.len() > MAX_ANSWER => {
-            fail(cfg, shared, counter, ep, slots, i, sched, len, "response head too large".into())
-        }
-        Answer::Partial => {}
-        Answer::Bad(m) => fail(cfg, shared, counter, ep, slots, i, sched, len, m),
-        Answer::Whole { status, body, keep, used } => {
-            let body_head = String::from_utf8_lossy(&s.inbuf[used - body..used]).into_owned();
-            let resp =
-                Response { status, body_bytes: body as u64, body_head, ttfb: sched.elapsed(), content_encoding: None };
-            shared.record(None, sched, len, &Ok(resp));
-            s.busy = None;
-            if !keep || used != s.inbuf.len() {
-                drop_conn(ep, s);
-            }
-            s.inbuf.clear();
-            next_push(cfg, shared, counter, ep, slots, i);
-        }
-    }
 }
 
 enum Answer {
