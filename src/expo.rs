@@ -58,10 +58,12 @@ impl MetricType {
 /// A family of one push, rendered: what the store keeps per (group, family).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderedFamily {
-    pub name: Box<str>,
+    /// Shared with every other group's family of this name (the store interns it).
+    pub name: Arc<str>,
     pub mtype: MetricType,
     /// HELP text, escaped as in the exposition format (`\\` and `\n`); `None` when absent.
-    pub help: Option<Box<str>>,
+    /// Shared like `name`.
+    pub help: Option<Arc<str>>,
     /// Sample lines, each ending in `\n`.
     pub samples: Chunk,
     pub series: u32,

@@ -7,6 +7,7 @@
 //! shard, whatever spelling (`@base64`, trailing slash, label order) the client used.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::expo::{escape_label_value, is_label_name};
 
@@ -14,7 +15,8 @@ use crate::expo::{escape_label_value, is_label_name};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupKey {
     /// Canonical bytes; see the module docs.
-    canonical: Box<[u8]>,
+    /// Shared: the store keeps a copy of the key for each family of the group (its index).
+    canonical: Arc<[u8]>,
 }
 
 /// Why a grouping-key path was refused. Rendered into the 400 response body.
@@ -117,7 +119,7 @@ impl GroupKey {
             canonical.extend_from_slice(v.as_bytes());
             canonical.push(0);
         }
-        GroupKey { canonical: canonical.into_boxed_slice() }
+        GroupKey { canonical: canonical.into() }
     }
 
     pub fn canonical(&self) -> &[u8] {

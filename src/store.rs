@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 
 use crate::config::Lifecycle;
 use crate::expo::{FamilyRenderer, MetricType, RenderedFamily, SampleRole};
@@ -38,7 +38,7 @@ pub fn is_reserved_family(name: &str) -> bool {
 
 pub struct Group {
     pub key: GroupKey,
-    pub families: BTreeMap<Box<str>, Arc<RenderedFamily>>,
+    pub families: BTreeMap<Arc<str>, Arc<RenderedFamily>>,
     pub push_time: f64,
     pub failure_time: f64,
     /// Rendered bytes of `families` (the two push-time gauges not included).
@@ -134,7 +134,9 @@ impl Budget {
 pub struct Store {
     budget: Budget,
     groups: AHashMap<GroupKey, Group>,
-    index: BTreeMap<Box<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
+    index: BTreeMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
+    /// Family names and HELP texts, one copy each for all groups.
+    strings: Interner,
     deadlines: BTreeSet<(Instant, GroupKey)>,
     bytes: usize,
     next_generation: u64,
@@ -157,6 +159,7 @@ impl Store {
             budget,
             groups: AHashMap::new(),
             index: BTreeMap::new(),
+            strings: Interner::default(),
             deadlines: BTreeSet::new(),
             bytes: 0,
             next_generation: 1,
@@ -220,7 +223,7 @@ impl Store {
             return Err(PushError::StoreFull { limit: self.budget.bytes });
         }
         let old = self.groups.get(&key);
-        let removed: Vec<(Box<str>, MetricType)> = match (old, mode) {
+        let removed: Vec<(Arc<str>, MetricType)> = match (old, mode) {
             (None, _) => Vec::new(),
             (Some(g), PushMode::Replace) => g.families.values().map(|f| (f.name.clone(), f.mtype)).collect(),
             (Some(g), PushMode::Merge) => {
@@ -258,7 +261,8 @@ impl Store {
                 unindex(&mut self.index, name, &key);
             }
         }
-        for f in families {
+        for mut f in families {
+            self.strings.share(&mut f);
             let f = Arc::new(f);
             group.bytes += f.samples.len();
             self.bytes += f.samples.len();
@@ -424,7 +428,8 @@ impl Store {
             taken_by: r.taken_by,
             time_labels: Box::default(),
         };
-        for f in r.families {
+        for mut f in r.families {
+            self.strings.share(&mut f);
             let f = Arc::new(f);
             group.bytes += f.samples.len();
             self.index.entry(f.name.clone()).or_default().insert(key.clone(), f.clone());
@@ -466,17 +471,19 @@ impl Store {
             line.push(b' ');
             line.extend_from_slice(v.as_bytes());
             line.push(b'\n');
-            let f = Arc::new(RenderedFamily {
+            let mut f = RenderedFamily {
                 name: name.into(),
                 mtype: MetricType::Gauge,
                 help: Some(help.into()),
                 samples: line.into(),
                 series: 1,
-            });
+            };
+            self.strings.share(&mut f);
+            let f = Arc::new(f);
             match self.index.get_mut(name).and_then(|groups| groups.get_mut(key)) {
                 Some(slot) => *slot = f,
                 None => {
-                    self.index.entry(name.into()).or_default().insert(key.clone(), f);
+                    self.index.entry(f.name.clone()).or_default().insert(key.clone(), f);
                 }
             }
         }
@@ -496,7 +503,39 @@ pub struct RestoredGroup {
     pub taken_by: Vec<Box<str>>,
 }
 
-fn unindex(index: &mut BTreeMap<Box<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>, name: &str, key: &GroupKey) {
+/// Hands out one shared copy of each family name and HELP text: a thousand nodes push the same
+/// few hundred families, and one allocation per group and family for each string cost about
+/// a tenth of the stored exposition. Strings nobody else holds any more are dropped whenever
+/// the set has doubled since the last sweep.
+#[derive(Default)]
+struct Interner {
+    set: AHashSet<Arc<str>>,
+    sweep_at: usize,
+}
+
+impl Interner {
+    fn get(&mut self, s: &Arc<str>) -> Arc<str> {
+        if let Some(x) = self.set.get(&**s) {
+            return x.clone();
+        }
+        if self.set.len() >= self.sweep_at {
+            self.set.retain(|x| Arc::strong_count(x) > 1);
+            self.sweep_at = (self.set.len() * 2).max(4096);
+        }
+        self.set.insert(s.clone());
+        s.clone()
+    }
+
+    /// Replaces the family's name and HELP text by the shared copies.
+    fn share(&mut self, f: &mut RenderedFamily) {
+        f.name = self.get(&f.name);
+        if let Some(h) = &f.help {
+            f.help = Some(self.get(h));
+        }
+    }
+}
+
+fn unindex(index: &mut BTreeMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>, name: &str, key: &GroupKey) {
     if let Some(groups) = index.get_mut(name) {
         groups.remove(key);
         if groups.is_empty() {
