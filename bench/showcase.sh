@@ -42,6 +42,8 @@ if [ "$build" = 1 ]; then
         dir="$RINGGATE_TARGET_DIR/showcase-src"
         rm -rf "$dir" && mkdir -p "$dir"
         git archive HEAD | tar -x -C "$dir"
+        # tar gives the files the commit's time; a build made since would look up to date.
+        find "$dir" -type f -exec touch {} +
         export SHOWCASE_BUILD_SRC="git archive of $(git rev-parse HEAD)"
     else
         dir=.
