@@ -200,6 +200,10 @@ impl Conn {
             // bytes stay in the kernel's socket buffers meanwhile. Never closed, so no error.
             let units = (n as u64).min(*cap);
             req.waited = budget.available() < units;
+            if req.waited {
+                // Answers held for earlier pipelined requests do not wait for other bodies.
+                self.flush().await.map_err(ReadError::Io)?;
+            }
             req.permit = budget.acquire_static_permit(units).await.ok();
         }
         if expect_continue && (content_length.unwrap_or(0) > 0 || chunked) {
@@ -314,7 +318,8 @@ impl Conn {
     /// Writes a complete response with a small body. When the next request is already in the
     /// buffer (the client pipelines), the answer waits in `pending` for the ones after it, so
     /// that a run of pipelined requests is answered with one send; it is written before this
-    /// connection next waits to read, before any streamed answer, and at [`PENDING_MAX`].
+    /// connection next waits to read or for the body budget, before any streamed answer, and
+    /// at [`PENDING_MAX`].
     pub async fn respond(&mut self, resp: &Response, head_only: bool, keep_alive: bool) -> io::Result<()> {
         resp.head_into(&mut self.pending, resp.body.len(), keep_alive);
         if !head_only {

@@ -329,6 +329,8 @@ async fn serve(shard: &Rc<Shard>, stream: TcpStream) {
     let mut conn = Conn::new(stream);
     loop {
         if shard.shared.stop.load(Ordering::Relaxed) {
+            // Answers held for pipelined requests still leave.
+            let _ = conn.flush().await;
             return;
         }
         let req = match conn.read_request(&limits).await {
