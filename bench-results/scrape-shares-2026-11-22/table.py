@@ -41,7 +41,8 @@ p99 with 10,000 shares: {p99['A1']:.2f} s and {p99['A2']:.2f} s; with 1,000: {p9
 {p99['B2']:.2f} s. The spread between two runs of one build is as large as the difference between
 the builds, so the scrape queue keeps its 10,000 shares. The same workload failed the p99 limit
 in the showcase run 2026-11-22T0623Z (`../showcase/2026-11-22T0623Z/breaking-02000.json`), an
-hour earlier on the same build of the gateway code: at this scale the machine's speed at the
+hour earlier on 89ca61f (which differs from A only in when held pipelined answers are
+written): at this scale the machine's speed at the
 time of the run decides more than this setting.
 """)
 print(open(os.path.join(here, "README.md")).read())
