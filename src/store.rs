@@ -519,11 +519,16 @@ impl Interner {
             return x.clone();
         }
         if self.set.len() >= self.sweep_at {
-            self.set.retain(|x| Arc::strong_count(x) > 1);
-            self.sweep_at = (self.set.len() * 2).max(4096);
+            self.sweep();
         }
         self.set.insert(s.clone());
         s.clone()
+    }
+
+    /// Drops the strings only this set still holds.
+    fn sweep(&mut self) {
+        self.set.retain(|x| Arc::strong_count(x) > 1);
+        self.sweep_at = (self.set.len() * 2).max(4096);
     }
 
     /// Replaces the family's name and HELP text by the shared copies.
@@ -552,5 +557,49 @@ pub fn format_float(v: f64) -> String {
         if v > 0.0 { "+Inf" } else { "-Inf" }.into()
     } else {
         format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn family(name: &str, help: &str, line: &str) -> RenderedFamily {
+        RenderedFamily {
+            name: name.into(),
+            mtype: MetricType::Gauge,
+            help: Some(help.into()),
+            samples: line.as_bytes().to_vec().into(),
+            series: 1,
+        }
+    }
+
+    #[test]
+    fn groups_share_one_copy_of_each_family_name_and_help_text() {
+        let mut s = Store::new(Arc::new(Registry::default()), Duration::from_secs(60));
+        let life = Life { lifecycle: Lifecycle::Persistent, ttl: Duration::ZERO };
+        let keys: Vec<GroupKey> =
+            (0..3).map(|i| GroupKey::from_path(&format!("job/j/instance/n{i}")).unwrap()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let f = family("temp", "Temperature.", &format!("temp{{instance=\"n{i}\",job=\"j\"}} {i}\n"));
+            s.push(k.clone(), vec![f], PushMode::Replace, 1.0, life, Instant::now()).unwrap();
+        }
+        let fams: Vec<&Arc<RenderedFamily>> = keys.iter().map(|k| &s.get(k).unwrap().families["temp"]).collect();
+        for f in &fams[1..] {
+            assert!(Arc::ptr_eq(&f.name, &fams[0].name), "one copy of the name");
+            assert!(Arc::ptr_eq(f.help.as_ref().unwrap(), fams[0].help.as_ref().unwrap()), "one copy of the HELP");
+        }
+        // The index and the group's map hold the same shared name.
+        let (indexed, _) = s.index.get_key_value("temp").unwrap();
+        assert!(Arc::ptr_eq(indexed, &fams[0].name));
+        // Bytes and contents are those pushed.
+        assert_eq!(&*fams[2].samples, b"temp{instance=\"n2\",job=\"j\"} 2\n");
+        // Strings nobody holds any more are let go at the next sweep.
+        for k in &keys {
+            assert!(s.delete(k));
+        }
+        assert!(s.strings.set.contains("Temperature."));
+        s.strings.sweep();
+        assert!(!s.strings.set.contains("temp") && !s.strings.set.contains("Temperature."));
     }
 }
