@@ -10,8 +10,8 @@
 //!
 //! What it costs grows with the number of (group, family) chunks, not with bytes. Each group
 //! here has 285 chunks (the capture's 283 families and the two push-time gauges): 2,000 groups
-//! are 0.57 M chunks, about the 1,000-node showcase store (per node 4 groups holding 276 + 283
-//! + 11 + 3 families, plus 8 push-time chunks: 0.58 M). Throughput is bytes of exposition
+//! are 0.57 M chunks, about the 1,000-node showcase store (per node 4 groups holding 276, 283,
+//! 11 and 3 families, plus 8 push-time chunks: 0.58 M). Throughput is bytes of exposition
 //! assembled per second (2,000 of these groups are 0.54 GB, under a third of that store's 1.8 GB).
 
 #[path = "support/fixture.rs"]

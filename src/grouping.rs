@@ -62,8 +62,7 @@ impl GroupKey {
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let mut segs = rest.split('/');
         let mut labels: Vec<(String, String)> = Vec::with_capacity(4);
-        loop {
-            let Some(name) = segs.next() else { break };
+        while let Some(name) = segs.next() {
             let Some(value) = segs.next() else {
                 if labels.is_empty() {
                     return Err(if name == "job" { PathError::EmptyJob } else { PathError::MissingJob });
@@ -132,8 +131,7 @@ impl GroupKey {
         let mut n = 0;
         let mut has_job = false;
         let mut iter = bytes.split(|&b| b == 0);
-        loop {
-            let Some(name) = iter.next() else { break };
+        while let Some(name) = iter.next() {
             if name.is_empty() && iter.clone().next().is_none() {
                 break;
             }

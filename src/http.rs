@@ -206,11 +206,9 @@ impl Conn {
             }
             req.permit = budget.acquire_static_permit(units).await.ok();
         }
-        if expect_continue && (content_length.unwrap_or(0) > 0 || chunked) {
-            if self.start == self.end {
-                self.pending.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                self.flush().await.map_err(ReadError::Io)?;
-            }
+        if expect_continue && (content_length.unwrap_or(0) > 0 || chunked) && self.start == self.end {
+            self.pending.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush().await.map_err(ReadError::Io)?;
         }
         let body_deadline = Instant::now() + lim.body_timeout;
         if chunked {

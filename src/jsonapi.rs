@@ -88,8 +88,11 @@ pub fn status(cfg: &Config, start_time: f64, groups: usize) -> String {
     o
 }
 
+/// Label names and unescaped values of one sample line.
+type Labels<'a> = Vec<(&'a str, String)>;
+
 /// One rendered sample line split back into its parts (our own canonical rendering).
-fn split_sample(line: &str) -> Option<(&str, Vec<(&str, String)>, &str)> {
+fn split_sample(line: &str) -> Option<(&str, Labels<'_>, &str)> {
     let brace = line.find('{')?;
     let name = &line[..brace];
     let mut labels = Vec::new();
@@ -147,8 +150,9 @@ fn family_json(out: &mut String, ts: &str, mtype: MetricType, help: Option<&str>
         MetricType::Histogram | MetricType::Summary => {
             // One entry per series: buckets/quantiles keyed by le/quantile, plus sum and count.
             let key = if mtype == MetricType::Histogram { "le" } else { "quantile" };
-            let mut series: BTreeMap<String, (Vec<(&str, String)>, Vec<(String, String)>, String, String)> =
-                BTreeMap::new();
+            // Per series: its labels, its buckets or quantiles, its sum and its count.
+            type Series<'a> = (Labels<'a>, Vec<(String, String)>, String, String);
+            let mut series: BTreeMap<String, Series<'_>> = BTreeMap::new();
             for line in samples.lines() {
                 let Some((name, mut labels, value)) = split_sample(line) else { continue };
                 let pos = labels.iter().position(|(n, _)| *n == key);

@@ -134,6 +134,11 @@ fn inc(c: &Cell<u64>, by: u64) {
     c.set(c.get() + by);
 }
 
+/// One sample of a self-metric family: name suffix, labels beyond `shard`, value.
+type Sample<'a> = (&'a str, &'a [(&'a str, &'a str)], String);
+/// A single label (name, value).
+type OneLabel<'a> = [(&'a str, &'a str); 1];
+
 impl Stats {
     pub fn push(&self, outcome: PushOutcome) {
         let i = PUSH_OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap_or(1);
@@ -152,7 +157,7 @@ impl Stats {
     pub fn render(&self, shard: usize, groups: usize, stored: usize, removals: &Removals) -> Vec<Arc<RenderedFamily>> {
         let s = shard.to_string();
         let mut out = Vec::new();
-        let mut fam = |name: &str, ty: MetricType, help: &str, samples: &[(&str, &[(&str, &str)], String)]| {
+        let mut fam = |name: &str, ty: MetricType, help: &str, samples: &[Sample<'_>]| {
             let mut r = FamilyRenderer::new(&[], 256);
             for (suffix, labels, value) in samples {
                 let full = format!("{name}{suffix}");
@@ -170,13 +175,12 @@ impl Stats {
                 &[("", &[("version", env!("CARGO_PKG_VERSION"))], "1".into())],
             );
         }
-        let pushes: Vec<(&str, [(&str, &str); 1], String)> = PUSH_OUTCOMES
+        let pushes: Vec<(&str, OneLabel<'_>, String)> = PUSH_OUTCOMES
             .iter()
             .zip(&self.pushes)
             .map(|((_, n), c)| ("", [("outcome", *n)], c.get().to_string()))
             .collect();
-        let pushes: Vec<(&str, &[(&str, &str)], String)> =
-            pushes.iter().map(|(a, b, c)| (*a, &b[..], c.clone())).collect();
+        let pushes: Vec<Sample<'_>> = pushes.iter().map(|(a, b, c)| (*a, &b[..], c.clone())).collect();
         fam(PUSHES, MetricType::Counter, "Pushes (PUT and POST) received, by outcome.", &pushes);
         fam(DELETES, MetricType::Counter, "Group deletions received.", &[("", &[], self.deletes.get().to_string())]);
         fam(
@@ -224,7 +228,7 @@ impl Stats {
             ),
         ] {
             let les: Vec<[(&str, &str); 1]> = buckets.iter().map(|(le, _)| [("le", le.as_str())]).collect();
-            let mut samples: Vec<(&str, &[(&str, &str)], String)> =
+            let mut samples: Vec<Sample<'_>> =
                 buckets.iter().zip(&les).map(|((_, c), l)| ("_bucket", &l[..], c.clone())).collect();
             samples.push(("_sum", &[], sum));
             samples.push(("_count", &[], count));

@@ -130,13 +130,10 @@ pub fn assemble(snapshots: Vec<ShardSnapshot>) -> Assembled {
     let mut header = Vec::with_capacity(64 * 1024);
     let mut out = Assembled { header: Arc::default(), parts: Vec::new(), len: 0, families: 0, dropped: 0 };
     let mut chunks: Vec<Arc<RenderedFamily>> = Vec::new();
-    loop {
-        // The smallest family name at the head of any shard's list.
-        let Some(name) =
-            cursors.iter_mut().filter_map(|c| c.peek().and_then(|f| f.first()).map(|f| f.name.clone())).min()
-        else {
-            break;
-        };
+    // The smallest family name at the head of any shard's list.
+    while let Some(name) =
+        cursors.iter_mut().filter_map(|c| c.peek().and_then(|f| f.first()).map(|f| f.name.clone())).min()
+    {
         chunks.clear();
         for c in cursors.iter_mut() {
             if c.peek().and_then(|f| f.first()).is_some_and(|f| f.name == name) {

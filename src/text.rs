@@ -397,7 +397,7 @@ fn lossy(s: &[u8]) -> String {
 
 fn lossy_prefix(s: &[u8]) -> String {
     let mut end = s.len().min(40);
-    while end < s.len() && !std::str::from_utf8(&s[..end]).is_ok() && end < 44 {
+    while end < s.len() && std::str::from_utf8(&s[..end]).is_err() && end < 44 {
         end += 1;
     }
     lossy(&s[..end])

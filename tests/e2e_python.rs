@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use peers::{free_port, parse_sample, require, try_http, wait_for, Gateway, INSTALL_HINT};
+use peers::{free_port, parse_sample, require, try_http, wait_for, Gateway, TextSample, INSTALL_HINT};
 
 fn python() -> std::path::PathBuf {
     let py = require("python3");
@@ -178,7 +178,7 @@ impl Drop for Pushgateway {
 /// The pushed samples of a scrape as (name, sorted labels, value), leaving out what differs
 /// by nature: the gateways' own metrics and time-valued series. `le` and `quantile` values
 /// are compared as numbers: the Pushgateway re-encodes `1.0` as `1`.
-fn pushed_samples(scrape: &str) -> BTreeSet<(String, Vec<(String, String)>, String)> {
+fn pushed_samples(scrape: &str) -> BTreeSet<TextSample> {
     scrape
         .lines()
         .filter_map(parse_sample)

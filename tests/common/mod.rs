@@ -24,11 +24,7 @@ impl Drop for Gateway {
 }
 
 pub fn config() -> Config {
-    let mut c = Config::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.shards = 2;
-    c.pin = false;
-    c
+    Config { listen: "127.0.0.1:0".parse().unwrap(), shards: 2, pin: false, ..Config::default() }
 }
 
 pub fn start() -> Gateway {

@@ -430,9 +430,12 @@ impl Drop for Prometheus {
 // ---------------------------------------------------------------------------------------------
 // The exposition format, as a test reads it
 
+/// A sample as a test reads it: name, labels (in the order written) and value text.
+pub type TextSample = (String, Vec<(String, String)>, String);
+
 /// A sample line split into name, labels (in the order written) and value text; `None` for
 /// comments and blank lines. Handles the text format's `\\`, `\"` and `\n` escapes.
-pub fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, String)> {
+pub fn parse_sample(line: &str) -> Option<TextSample> {
     if line.is_empty() || line.starts_with('#') {
         return None;
     }
