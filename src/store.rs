@@ -471,15 +471,13 @@ impl Store {
             line.push(b' ');
             line.extend_from_slice(v.as_bytes());
             line.push(b'\n');
-            let mut f = RenderedFamily {
-                name: name.into(),
+            let f = Arc::new(RenderedFamily {
+                name: self.strings.get(name),
                 mtype: MetricType::Gauge,
-                help: Some(help.into()),
+                help: Some(self.strings.get(help)),
                 samples: line.into(),
                 series: 1,
-            };
-            self.strings.share(&mut f);
-            let f = Arc::new(f);
+            });
             match self.index.get_mut(name).and_then(|groups| groups.get_mut(key)) {
                 Some(slot) => *slot = f,
                 None => {
@@ -514,15 +512,17 @@ struct Interner {
 }
 
 impl Interner {
-    fn get(&mut self, s: &Arc<str>) -> Arc<str> {
-        if let Some(x) = self.set.get(&**s) {
+    /// The shared copy of `s`; allocated only the first time `s` is seen (since a sweep).
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(x) = self.set.get(s) {
             return x.clone();
         }
         if self.set.len() >= self.sweep_at {
             self.sweep();
         }
-        self.set.insert(s.clone());
-        s.clone()
+        let x: Arc<str> = s.into();
+        self.set.insert(x.clone());
+        x
     }
 
     /// Drops the strings only this set still holds.
@@ -534,8 +534,8 @@ impl Interner {
     /// Replaces the family's name and HELP text by the shared copies.
     fn share(&mut self, f: &mut RenderedFamily) {
         f.name = self.get(&f.name);
-        if let Some(h) = &f.help {
-            f.help = Some(self.get(h));
+        if let Some(h) = f.help.take() {
+            f.help = Some(self.get(&h));
         }
     }
 }
