@@ -5,7 +5,6 @@
 //! (URL labels win over body labels, `instance=""` is added when nobody names an instance),
 //! labels sorted by name. A scrape then only copies these bytes.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -168,6 +167,13 @@ impl fmt::Debug for Chunk {
 /// allocation too.
 pub fn pack(families: &mut [RenderedFamily]) {
     if families.is_empty() {
+        return;
+    }
+    let first = &families[0].samples.buf;
+    if first.ranges.len() == families.len()
+        && families.iter().enumerate().all(|(i, f)| Arc::ptr_eq(&f.samples.buf, first) && f.samples.seg as usize == i)
+    {
+        // Rendered into one buffer already (`FamilyRenderer::into_families`).
         return;
     }
     let total = families.iter().map(|f| f.samples.len()).sum();
@@ -358,14 +364,34 @@ pub fn set_label_limits(l: LabelLimits) {
     LABEL_LIMITS.with(|c| c.set(l));
 }
 
-/// Renders the samples of one family. Label values arrive already escaped (validated by the
-/// parser); the grouping labels are merged in sorted order.
+/// Renders the samples of one family, or of every family of a push one after the other into
+/// one buffer ([`end_family`](FamilyRenderer::end_family), then
+/// [`into_families`](FamilyRenderer::into_families)): the buffer is then the group's stored
+/// bytes as they are, with no copy into a packed buffer and no allocation per family (see
+/// [`pack`]). Label values arrive already escaped (validated by the parser); the grouping
+/// labels are merged in sorted order.
 pub struct FamilyRenderer<'g> {
     grouping: &'g [InjectedLabel],
     limits: LabelLimits,
     out: Vec<u8>,
-    /// Byte ranges of each sample's series identity (name and labels) in `out`, with its line.
+    /// Where the family being rendered starts in `out`.
+    family_start: usize,
+    /// Byte ranges of each sample's series identity (name and labels) in `out`, with its line,
+    /// for the family being rendered.
     ids: Vec<(u32, u32, u32)>,
+    /// Scratch of the duplicate check: (hash of a series identity, index in `ids`).
+    hashes: Vec<(u64, u32)>,
+    hasher: ahash::RandomState,
+    /// Families ended so far: their metadata and range of `out`.
+    done: Vec<Ended>,
+}
+
+struct Ended {
+    name: Arc<str>,
+    mtype: MetricType,
+    help: Option<Arc<str>>,
+    range: (usize, usize),
+    series: u32,
 }
 
 impl<'g> FamilyRenderer<'g> {
@@ -374,7 +400,13 @@ impl<'g> FamilyRenderer<'g> {
             grouping,
             limits: LABEL_LIMITS.with(|c| c.get()),
             out: Vec::with_capacity(capacity),
+            family_start: 0,
             ids: Vec::new(),
+            hashes: Vec::new(),
+            // Random keys, so that a body cannot be made of colliding series on purpose (equal
+            // hashes are compared byte for byte, each with the ones before it).
+            hasher: ahash::RandomState::new(),
+            done: Vec::new(),
         }
     }
 
@@ -491,32 +523,125 @@ impl<'g> FamilyRenderer<'g> {
         Ok(())
     }
 
-    /// Finishes the family, refusing duplicate series.
-    pub fn finish(self, name: &[u8], mtype: MetricType, help: Option<&[u8]>) -> Result<RenderedFamily, BodyError> {
+    /// Ends the family whose samples were given since the last call, refusing duplicate
+    /// series. The next samples start a new family in the same buffer.
+    pub fn end_family(&mut self, name: &[u8], mtype: MetricType, help: Option<&[u8]>) -> Result<(), BodyError> {
         if self.ids.len() > 1 {
-            let mut seen: HashSet<&[u8], ahash::RandomState> =
-                HashSet::with_capacity_and_hasher(self.ids.len(), ahash::RandomState::new());
-            for &(s, e, line) in &self.ids {
-                let id = &self.out[s as usize..e as usize];
-                if !seen.insert(id) {
-                    return Err(BodyError::new(line, format!("duplicate series {}", String::from_utf8_lossy(id))));
+            self.hashes.clear();
+            for (i, &(s, e, _)) in self.ids.iter().enumerate() {
+                self.hashes.push((self.hasher.hash_one(&self.out[s as usize..e as usize]), i as u32));
+            }
+            self.hashes.sort_unstable();
+            // Equal hashes are contiguous now; the bytes decide. The error names the first
+            // sample (in body order) that repeats an earlier one, as a set filled in order would.
+            let id = |k: u32| {
+                let (s, e, _) = self.ids[k as usize];
+                &self.out[s as usize..e as usize]
+            };
+            let mut first_repeat: Option<u32> = None;
+            for run in self.hashes.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+                // Sorted by (hash, index): each sample is compared with the ones before it.
+                for (n, &(_, y)) in run.iter().enumerate().skip(1) {
+                    if run[..n].iter().any(|&(_, x)| id(x) == id(y)) && first_repeat.is_none_or(|f| y < f) {
+                        first_repeat = Some(y);
+                    }
                 }
             }
+            if let Some(y) = first_repeat {
+                let (s, e, line) = self.ids[y as usize];
+                let series = String::from_utf8_lossy(&self.out[s as usize..e as usize]);
+                return Err(BodyError::new(line, format!("duplicate series {series}")));
+            }
         }
-        Ok(RenderedFamily {
+        self.done.push(Ended {
             // Names were validated as ASCII by the parser.
             name: String::from_utf8_lossy(name).into(),
             mtype,
             help: help.map(|h| String::from_utf8_lossy(h).into()),
-            samples: self.out.into(),
+            range: (self.family_start, self.out.len()),
             series: self.ids.len() as u32,
-        })
+        });
+        self.ids.clear();
+        self.family_start = self.out.len();
+        Ok(())
+    }
+
+    /// The families ended so far, their samples sharing one buffer.
+    pub fn into_families(mut self) -> Vec<RenderedFamily> {
+        debug_assert_eq!(self.family_start, self.out.len(), "samples after the last end_family");
+        if self.out.capacity() - self.out.len() > self.out.len() / 8 + 4096 {
+            // The capacity was an estimate; a large buffer is mapped on its own, and giving
+            // back its tail is a remap, not a copy.
+            self.out.shrink_to_fit();
+        }
+        let ranges: Box<[(usize, usize)]> = self.done.iter().map(|d| d.range).collect();
+        let buf = Arc::new(Packed { bytes: self.out, ranges, deflated: OnceLock::new() });
+        self.done
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| RenderedFamily {
+                name: d.name,
+                mtype: d.mtype,
+                help: d.help,
+                samples: Chunk { buf: buf.clone(), start: d.range.0, end: d.range.1, seg: i as u32 },
+                series: d.series,
+            })
+            .collect()
+    }
+
+    /// Ends the one family rendered and returns it.
+    pub fn finish(mut self, name: &[u8], mtype: MetricType, help: Option<&[u8]>) -> Result<RenderedFamily, BodyError> {
+        self.end_family(name, mtype, help)?;
+        Ok(self.into_families().pop().expect("one family was ended"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn families_of_one_renderer_share_one_buffer_in_order() {
+        let mut r = FamilyRenderer::new(&[], 16);
+        r.sample(b"a", &mut [], b"1", SampleRole::Plain, 1).unwrap();
+        r.end_family(b"a", MetricType::Gauge, Some(b"help of a")).unwrap();
+        for i in 0..3 {
+            let v = i.to_string();
+            r.sample(b"b", &mut [(b"i", v.as_bytes())], b"2", SampleRole::Plain, 2 + i).unwrap();
+        }
+        r.end_family(b"b", MetricType::Counter, None).unwrap();
+        let fams = r.into_families();
+        assert_eq!(fams.len(), 2);
+        assert_eq!(&*fams[0].samples, b"a{} 1\n");
+        assert_eq!(&*fams[1].samples, b"b{i=\"0\"} 2\nb{i=\"1\"} 2\nb{i=\"2\"} 2\n");
+        assert_eq!((fams[0].series, fams[1].series), (1, 3));
+        assert_eq!((&*fams[0].name, fams[0].help.as_deref()), ("a", Some("help of a")));
+        assert!(Arc::ptr_eq(&fams[0].samples.buf, &fams[1].samples.buf));
+        // Already one buffer in order: pack leaves it as it is.
+        let mut packed = fams.clone();
+        pack(&mut packed);
+        assert!(Arc::ptr_eq(&packed[0].samples.buf, &fams[0].samples.buf));
+        // Each range is its own deflate segment.
+        assert_eq!(fams[1].samples.segment().1, 1);
+    }
+
+    #[test]
+    fn a_duplicate_is_reported_at_its_first_repeat_and_only_within_a_family() {
+        let mut r = FamilyRenderer::new(&[], 16);
+        let lines: [(&[u8], u32); 6] = [(b"x", 1), (b"y", 2), (b"z", 3), (b"y", 4), (b"x", 5), (b"y", 6)];
+        for (v, line) in lines {
+            r.sample(b"m", &mut [(b"l", v)], b"1", SampleRole::Plain, line).unwrap();
+        }
+        let e = r.end_family(b"m", MetricType::Gauge, None).unwrap_err();
+        assert_eq!((e.line, e.msg.as_str()), (4, "duplicate series m{l=\"y\"}"));
+        // The same series in two families is no duplicate.
+        let mut r = FamilyRenderer::new(&[], 16);
+        r.sample(b"m", &mut [], b"1", SampleRole::Plain, 1).unwrap();
+        r.end_family(b"m", MetricType::Gauge, None).unwrap();
+        r.sample(b"m", &mut [], b"1", SampleRole::Plain, 2).unwrap();
+        r.end_family(b"n", MetricType::Gauge, None).unwrap();
+        assert_eq!(r.into_families().len(), 2);
+    }
 
     #[test]
     fn plain_decimals_are_floats_the_long_way_too() {

@@ -39,12 +39,86 @@ pub struct Request {
     pub accept_gzip: bool,
     /// Extra headers the API reads (lifecycle overrides, scraper identity), lower-cased names.
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
     /// The share of the shard's in-flight body budget this request holds (see
     /// [`Limits::budget`]); the server keeps it until the push is applied.
     pub permit: Option<glommio::sync::StaticPermit>,
     /// The body had to wait for that budget.
     pub waited: bool,
+}
+
+/// A request body. One of at least [`Body::POOLED_MIN`] bytes is read into a buffer this
+/// thread had already used for an earlier body, and goes back to it when dropped: a body of
+/// an exporter push is hundreds of KB, and a fresh one each time is a new mapping whose every
+/// page faults and is zeroed twice (by the kernel, then by the resize) before the first byte
+/// is read into it.
+#[derive(Default)]
+pub struct Body(Vec<u8>);
+
+thread_local! {
+    static BODY_POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Body {
+    /// Bodies smaller than this come from the allocator as they are (cheap at that size).
+    pub const POOLED_MIN: usize = 64 * 1024;
+    /// Buffers a thread keeps, and the largest it keeps: a shard holds at most
+    /// `--push.max-in-flight` of bodies at once, and the pool is a fraction of that.
+    const POOL_BUFFERS: usize = 8;
+    const POOL_MAX_BYTES: usize = 2 << 20;
+
+    /// A body of `n` bytes of unspecified content, to be overwritten.
+    pub fn with_len(n: usize) -> Body {
+        if n >= Body::POOLED_MIN {
+            let found = BODY_POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                // The smallest buffer that is large enough, so large ones stay for large bodies.
+                let i = (0..p.len()).filter(|&i| p[i].capacity() >= n).min_by_key(|&i| p[i].capacity())?;
+                Some(p.swap_remove(i))
+            });
+            if let Some(mut v) = found {
+                // Pooled buffers keep their length (their bytes are initialized): no zeroing
+                // but of bytes never used before.
+                v.resize(v.capacity(), 0);
+                v.truncate(n);
+                return Body(v);
+            }
+        }
+        Body(vec![0; n])
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        if v.capacity() < Body::POOLED_MIN || v.capacity() > Body::POOL_MAX_BYTES {
+            return;
+        }
+        BODY_POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < Body::POOL_BUFFERS {
+                p.push(v);
+            } else if let Some(smallest) = p.iter_mut().min_by_key(|b| b.capacity()) {
+                // Keep the larger one: a small body fits in it as well.
+                if smallest.capacity() < v.capacity() {
+                    *smallest = v;
+                }
+            }
+        });
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Body({} bytes)", self.0.len())
+    }
 }
 
 impl Request {
@@ -212,15 +286,15 @@ impl Conn {
         }
         let body_deadline = Instant::now() + lim.body_timeout;
         if chunked {
-            req.body = self.read_chunked(lim.max_body, body_deadline).await?;
+            req.body = Body(self.read_chunked(lim.max_body, body_deadline).await?);
         } else if let Some(n) = content_length {
-            let mut body = Vec::with_capacity(n);
+            let mut body = Body::with_len(n);
             let have = (self.end - self.start).min(n);
-            body.extend_from_slice(&self.buf[self.start..self.start + have]);
+            body.0[..have].copy_from_slice(&self.buf[self.start..self.start + have]);
             self.start += have;
-            if body.len() < n {
+            if have < n {
                 self.flush().await.map_err(ReadError::Io)?;
-                body.resize(n, 0);
+                let body = &mut body.0;
                 let mut got = have;
                 while got < n {
                     let left = body_deadline.saturating_duration_since(Instant::now());
@@ -414,7 +488,7 @@ fn head(r: &httparse::Request<'_, '_>, n: usize) -> Result<Head, ReadError> {
         content_encoding: None,
         accept_gzip: false,
         headers: Vec::new(),
-        body: Vec::new(),
+        body: Body::default(),
         permit: None,
         waited: false,
     };
@@ -582,5 +656,39 @@ mod tests {
         assert!(parse_head(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n").is_err());
         let (_, r) = parse_head(b"GET / HTTP/1.0\r\nAccept-Encoding: br, gzip;q=0\r\n\r\n").unwrap().unwrap();
         assert!(!r.keep_alive && !r.accept_gzip);
+    }
+
+    #[test]
+    fn body_buffers_come_back_to_the_pool_and_keep_only_the_new_length() {
+        let n = Body::POOLED_MIN * 3;
+        let mut a = Body::with_len(n);
+        a.0.fill(b'x');
+        let ptr = a.0.as_ptr();
+        drop(a);
+        // A smaller body reuses the buffer, with exactly its own length.
+        let b = Body::with_len(n - 10);
+        assert_eq!((b.0.as_ptr(), b.len()), (ptr, n - 10));
+        drop(b);
+        // A larger one cannot: a new buffer, zeroed.
+        let c = Body::with_len(n + 1);
+        assert_ne!(c.0.as_ptr(), ptr);
+        assert!(c.iter().all(|&x| x == 0));
+        // Small bodies never come from the pool.
+        let d = Body::with_len(10);
+        assert_ne!(d.0.as_ptr(), ptr);
+        assert_eq!(d.len(), 10);
+        drop((c, d));
+        // Nor does a pool grow past its count: the largest buffers stay.
+        let many: Vec<Body> = (0..20).map(|i| Body::with_len(Body::POOLED_MIN + i)).collect();
+        drop(many);
+        BODY_POOL.with(|p| {
+            let p = p.borrow();
+            assert_eq!(p.len(), Body::POOL_BUFFERS);
+            let mut caps: Vec<usize> = p.iter().map(|b| b.capacity()).collect();
+            caps.sort_unstable();
+            // The two large buffers went to the first two bodies; of the rest the largest stay.
+            let min = Body::POOLED_MIN;
+            assert_eq!(caps, [min + 14, min + 15, min + 16, min + 17, min + 18, min + 19, n, n + 1]);
+        });
     }
 }

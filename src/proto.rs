@@ -46,9 +46,12 @@ pub fn parse<'a>(
     bump: &'a Bump,
     max_series: usize,
 ) -> Result<Vec<RenderedFamily>, BodyError> {
-    let mut out = Vec::new();
+    // Every family into one buffer: the group's stored bytes. Protobuf is denser than the
+    // text it renders to; the buffer grows (by remapping, for large ones) if this is short.
+    let extra: usize = grouping.iter().map(|l| l.name.len() + l.value.len() + 4).sum();
+    let mut r = FamilyRenderer::new(grouping, body.len() * 2 + body.len() / 16 * extra);
     let mut seen: HashSet<&'a [u8], ahash::RandomState> = HashSet::default();
-    let mut cx = Ctx { bump, grouping, max_series, total: 0, idx: 0, family: b"", scratch: Vec::with_capacity(16) };
+    let mut cx = Ctx { bump, max_series, total: 0, idx: 0, family: b"", scratch: Vec::with_capacity(16) };
     let mut labels: Vec<(&'a [u8], &'a [u8])> = Vec::with_capacity(16);
     let mut rest = body;
     while !rest.is_empty() {
@@ -62,17 +65,14 @@ pub fn parse<'a>(
         }
         let (msg, tail) = rest.split_at(len as usize);
         rest = tail;
-        if let Some(fam) = family(msg, &mut cx, &mut labels, &mut seen)? {
-            out.push(fam);
-        }
+        family(msg, &mut cx, &mut r, &mut labels, &mut seen)?;
     }
-    Ok(out)
+    Ok(r.into_families())
 }
 
 /// What every step needs: the arena, the limits, and where we are for error messages.
-struct Ctx<'a, 'g> {
+struct Ctx<'a> {
     bump: &'a Bump,
-    grouping: &'g [InjectedLabel],
     max_series: usize,
     total: usize,
     /// 1-based index of the message being decoded.
@@ -83,7 +83,7 @@ struct Ctx<'a, 'g> {
     scratch: Vec<(&'a [u8], &'a [u8])>,
 }
 
-impl<'a> Ctx<'a, '_> {
+impl<'a> Ctx<'a> {
     fn err(&self, msg: impl fmt::Display) -> BodyError {
         if self.family.is_empty() {
             BodyError::new(0, format!("message {}: {msg}", self.idx))
@@ -124,13 +124,14 @@ impl<'a> Ctx<'a, '_> {
     }
 }
 
-/// Decodes and renders one MetricFamily message; `None` when it has no metrics.
+/// Decodes one MetricFamily message and renders it into `r`, unless it has no metrics.
 fn family<'a>(
     msg: &'a [u8],
-    cx: &mut Ctx<'a, '_>,
+    cx: &mut Ctx<'a>,
+    r: &mut FamilyRenderer<'_>,
     labels: &mut Vec<(&'a [u8], &'a [u8])>,
     seen: &mut HashSet<&'a [u8], ahash::RandomState>,
-) -> Result<Option<RenderedFamily>, BodyError> {
+) -> Result<(), BodyError> {
     // Fields may come in any order: find name, help and type before walking the metrics.
     let (mut name, mut help, mut code, mut metrics) = (None, None, 0u64, 0usize);
     for f in Fields::new(msg) {
@@ -178,7 +179,7 @@ fn family<'a>(
         None => None,
     };
     if metrics == 0 {
-        return Ok(None);
+        return Ok(());
     }
 
     let bump = cx.bump;
@@ -190,16 +191,14 @@ fn family<'a>(
         },
         _ => Suffixed { bucket: name, sum: name, count: name },
     };
-    let extra: usize = cx.grouping.iter().map(|l| l.name.len() + l.value.len() + 4).sum();
-    let mut r = FamilyRenderer::new(cx.grouping, msg.len() * 2 + metrics * (extra + 32));
     for f in Fields::new(msg) {
         let (num, w) = f.map_err(|e| cx.err(e))?;
         if num == 4 {
             let m = w.bytes(num).map_err(|e| cx.err(e))?;
-            metric(m, mtype, name, &names, cx, &mut r, labels)?;
+            metric(m, mtype, name, &names, cx, r, labels)?;
         }
     }
-    r.finish(name, mtype, help).map(Some).map_err(|e| cx.err(e.msg))
+    r.end_family(name, mtype, help).map_err(|e| cx.err(e.msg))
 }
 
 struct Suffixed<'a> {
@@ -214,7 +213,7 @@ fn metric<'a>(
     mtype: MetricType,
     name: &'a [u8],
     names: &Suffixed<'a>,
-    cx: &mut Ctx<'a, '_>,
+    cx: &mut Ctx<'a>,
     r: &mut FamilyRenderer<'_>,
     labels: &mut Vec<(&'a [u8], &'a [u8])>,
 ) -> Result<(), BodyError> {
@@ -326,7 +325,7 @@ fn pick_count(n: Option<u64>, n_f: Option<f64>) -> f64 {
 }
 
 /// Decodes a LabelPair into (name, escaped value), validating both.
-fn label_pair<'a>(lp: &'a [u8], cx: &Ctx<'a, '_>) -> Result<(&'a [u8], &'a [u8]), BodyError> {
+fn label_pair<'a>(lp: &'a [u8], cx: &Ctx<'a>) -> Result<(&'a [u8], &'a [u8]), BodyError> {
     let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
     for f in Fields::new(lp) {
         let (num, w) = f.map_err(|e| cx.err(e))?;

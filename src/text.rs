@@ -126,19 +126,20 @@ pub fn parse_with_limit<'a>(
         fam.samples.push(Sample { name, labels, value, role, line: line_no });
     }
 
-    let mut out = Vec::with_capacity(families.len());
+    // Every family into one buffer, sized once: the group's stored bytes.
     let extra: usize = grouping.iter().map(|l| l.name.len() + l.value.len() + 4).sum();
+    let size = families.iter().map(|f| f.bytes + f.samples.len() * (extra + 4)).sum();
+    let mut r = FamilyRenderer::new(grouping, size);
     for fam in families {
         if fam.samples.is_empty() {
             continue;
         }
-        let mut r = FamilyRenderer::new(grouping, fam.bytes + fam.samples.len() * (extra + 4));
         for s in fam.samples {
             r.sample(s.name, s.labels, s.value, s.role, s.line)?;
         }
-        out.push(r.finish(fam.name, fam.mtype.unwrap_or(MetricType::Untyped), fam.help)?);
+        r.end_family(fam.name, fam.mtype.unwrap_or(MetricType::Untyped), fam.help)?;
     }
-    Ok(out)
+    Ok(r.into_families())
 }
 
 /// Finds the family a sample name belongs to, creating an untyped one when none matches.
