@@ -542,7 +542,7 @@ impl<'g> FamilyRenderer<'g> {
             for run in self.hashes.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
                 // Sorted by (hash, index): each sample is compared with the ones before it.
                 for (n, &(_, y)) in run.iter().enumerate().skip(1) {
-                    if run[..n].iter().any(|&(_, x)| id(x) == id(y)) && first_repeat.is_none_or(|f| y < f) {
+                    if run[..n].iter().any(|&(_, x)| id(x) == id(y)) && first_repeat.map_or(true, |f| y < f) {
                         first_repeat = Some(y);
                     }
                 }
