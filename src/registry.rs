@@ -82,11 +82,21 @@ impl Registry {
     /// the families this group held that the push replaces (they stop counting), `added` the
     /// families it holds afterwards. On conflict nothing changes.
     pub fn replace(&self, removed: &[(&str, MetricType)], added: &[(&str, MetricType)]) -> Result<(), TypeConflict> {
+        // Counts of this group's replaced families, and the pushed ones by name: lookups
+        // instead of a scan of the other list per family (a push has hundreds).
+        let mut own: AHashMap<&str, u32> = AHashMap::with_capacity(removed.len());
+        for &(name, _) in removed {
+            *own.entry(name).or_default() += 1;
+        }
+        let mut pushed: AHashMap<&str, MetricType> = AHashMap::with_capacity(added.len());
+        for &(name, ty) in added {
+            pushed.entry(name).or_insert(ty);
+        }
         let mut map = self.families.lock().unwrap_or_else(|p| p.into_inner());
         // Holders of `name` other than this group's replaced families.
         let others = |map: &AHashMap<Box<str>, (MetricType, u32)>, name: &str| {
             map.get(name).and_then(|&(held, count)| {
-                let own = removed.iter().filter(|(n, _)| *n == name).count() as u32;
+                let own = own.get(name).copied().unwrap_or(0);
                 (count > own).then_some((held, count - own))
             })
         };
@@ -109,8 +119,21 @@ impl Registry {
                 if let Some(c) = others(&map, &other).and_then(|(held, n)| conflict(held, n)) {
                     return Err(c);
                 }
-                if let Some(c) = added.iter().find(|(n, _)| *n == other).and_then(|&(_, held)| conflict(held, 0)) {
+                if let Some(c) = pushed.get(other.as_str()).and_then(|&held| conflict(held, 0)) {
                     return Err(c);
+                }
+            }
+        }
+        // Added first, then removed: a family the group pushes again keeps its entry (no
+        // removal and new key for each family of each push).
+        for &(name, ty) in added {
+            match map.get_mut(name) {
+                Some(e) => {
+                    e.0 = ty;
+                    e.1 += 1;
+                }
+                None => {
+                    map.insert(name.into(), (ty, 1));
                 }
             }
         }
@@ -121,14 +144,6 @@ impl Registry {
                     map.remove(name);
                 }
             }
-        }
-        for &(name, ty) in added {
-            map.entry(name.into())
-                .and_modify(|e| {
-                    e.0 = ty;
-                    e.1 += 1;
-                })
-                .or_insert((ty, 1));
         }
         Ok(())
     }

@@ -254,24 +254,36 @@ impl Store {
             taken_by: Vec::new(),
             time_labels: Box::default(),
         });
-        for (name, _) in &removed {
-            if let Some(f) = group.families.remove(name) {
-                group.bytes -= f.samples.len();
-                self.bytes -= f.samples.len();
-                unindex(&mut self.index, name, &key);
-            }
-        }
+        // A replacing push takes the group's families; those it pushes again are replaced in
+        // their index slots in place, the rest are taken out of the index afterwards.
+        let mut dropped = match mode {
+            PushMode::Replace => std::mem::take(&mut group.families),
+            PushMode::Merge => BTreeMap::new(),
+        };
         for mut f in families {
             self.strings.share(&mut f);
             let f = Arc::new(f);
             group.bytes += f.samples.len();
             self.bytes += f.samples.len();
-            self.index.entry(f.name.clone()).or_default().insert(key.clone(), f.clone());
-            if let Some(old) = group.families.insert(f.name.clone(), f) {
-                // A body naming one family twice is refused by the parsers; keep counts right anyway.
+            match self.index.get_mut(&*f.name) {
+                Some(groups) => {
+                    groups.insert(key.clone(), f.clone());
+                }
+                None => {
+                    self.index.insert(f.name.clone(), BTreeMap::from([(key.clone(), f.clone())]));
+                }
+            }
+            let before = dropped.remove(&*f.name);
+            // (A body naming one family twice is refused by the parsers; counts stay right anyway.)
+            for old in before.into_iter().chain(group.families.insert(f.name.clone(), f)) {
                 group.bytes -= old.samples.len();
                 self.bytes -= old.samples.len();
             }
+        }
+        for (name, old) in dropped {
+            group.bytes -= old.samples.len();
+            self.bytes -= old.samples.len();
+            unindex(&mut self.index, &name, &key);
         }
         group.push_time = now;
         group.generation = generation;
@@ -601,5 +613,49 @@ mod tests {
         assert!(s.strings.set.contains("Temperature."));
         s.strings.sweep();
         assert!(!s.strings.set.contains("temp") && !s.strings.set.contains("Temperature."));
+    }
+
+    /// Index entries of `key`'s group, by family name, with each family's bytes.
+    fn indexed(s: &Store, key: &GroupKey) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = s
+            .index
+            .iter()
+            .filter(|(name, _)| !name.starts_with("push_"))
+            .filter_map(|(name, groups)| {
+                groups.get(key).map(|f| (name.to_string(), String::from_utf8_lossy(&f.samples).into()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn replace_and_merge_keep_the_index_and_byte_counts_in_step_with_the_groups() {
+        let mut s = Store::new(Arc::new(Registry::default()), Duration::from_secs(60));
+        let life = Life { lifecycle: Lifecycle::Persistent, ttl: Duration::ZERO };
+        let (a, b) = (GroupKey::from_path("job/a").unwrap(), GroupKey::from_path("job/b").unwrap());
+        let push = |s: &mut Store, k: &GroupKey, fams: &[(&str, &str)], mode| {
+            let fams = fams.iter().map(|(n, line)| family(n, "h", line)).collect();
+            s.push(k.clone(), fams, mode, 1.0, life, Instant::now()).unwrap();
+        };
+        let pair = |n: &str, l: &str| (n.to_string(), l.to_string());
+        push(&mut s, &a, &[("x", "x 1\n"), ("y", "y 1\n")], PushMode::Replace);
+        push(&mut s, &b, &[("y", "y 9\n")], PushMode::Replace);
+        // Replace: y is pushed again (its slot replaced), x is gone, z is new.
+        push(&mut s, &a, &[("y", "y 22\n"), ("z", "z 3\n")], PushMode::Replace);
+        assert_eq!(indexed(&s, &a), [pair("y", "y 22\n"), pair("z", "z 3\n")]);
+        assert_eq!(indexed(&s, &b), [pair("y", "y 9\n")]);
+        assert!(!s.index.contains_key("x"), "a family no group holds leaves the index");
+        // Merge: z replaced, w added, y kept.
+        push(&mut s, &a, &[("z", "z 4444\n"), ("w", "w 5\n")], PushMode::Merge);
+        assert_eq!(indexed(&s, &a), [pair("w", "w 5\n"), pair("y", "y 22\n"), pair("z", "z 4444\n")]);
+        let group_bytes: Vec<usize> = [&a, &b].iter().map(|k| s.get(k).unwrap().bytes).collect();
+        assert_eq!(group_bytes, ["w 5\ny 22\nz 4444\n".len(), "y 9\n".len()]);
+        assert_eq!(s.bytes(), group_bytes.iter().sum::<usize>());
+        // The registry counts each family once per holding group.
+        assert_eq!(s.registry.len(), 3);
+        assert!(s.delete(&a) && s.delete(&b));
+        assert_eq!((s.bytes(), s.registry.len()), (0, 0));
+        assert!(s.index.keys().all(|n| n.starts_with("push_")), "{:?}", s.index.keys().collect::<Vec<_>>());
     }
 }
