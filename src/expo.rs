@@ -100,7 +100,68 @@ impl Drop for Packed {
         if let Some(s) = self.deflated.get() {
             DEFLATED_BYTES.fetch_sub(s.data.len(), Ordering::Relaxed);
         }
+        give_back(std::mem::take(&mut self.bytes));
     }
+}
+
+/// Rendered buffers of replaced groups, kept by the shard thread that let go of them for the
+/// next pushes it renders. A group's buffer is hundreds of KB, mapped on its own (see
+/// `sys::tune_allocator`); without reuse, every push cycle unmaps each group's old buffer and
+/// maps a new one whose every page faults and is zeroed as the renderer first writes it. A
+/// push cycle replaces groups of the same sizes, so the sizes match. Off (0 bytes) on threads
+/// that did not call [`enable_buffer_reuse`].
+struct Reuse {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+    max: usize,
+}
+
+thread_local! {
+    static REUSE: std::cell::RefCell<Reuse> =
+        const { std::cell::RefCell::new(Reuse { bufs: Vec::new(), bytes: 0, max: 0 }) };
+}
+
+/// Smaller buffers come from the heap, where freeing and allocating them is cheap already.
+const REUSE_MIN: usize = 128 * 1024;
+
+/// Keeps up to `max_bytes` of rendered buffers on this thread for reuse (shard threads).
+pub fn enable_buffer_reuse(max_bytes: usize) {
+    REUSE.with(|r| r.borrow_mut().max = max_bytes);
+}
+
+/// An empty buffer of at least about `capacity` bytes: a kept one if one fits (it may be up
+/// to a sixteenth smaller: rendering grows it if needed), else a new one.
+fn buffer(capacity: usize) -> Vec<u8> {
+    if capacity >= REUSE_MIN {
+        let kept = REUSE.try_with(|r| {
+            let mut r = r.borrow_mut();
+            let least = capacity - capacity / 16;
+            let i =
+                (0..r.bufs.len()).filter(|&i| r.bufs[i].capacity() >= least).min_by_key(|&i| r.bufs[i].capacity())?;
+            let v = r.bufs.swap_remove(i);
+            r.bytes -= v.capacity();
+            Some(v)
+        });
+        if let Ok(Some(v)) = kept {
+            return v;
+        }
+    }
+    Vec::with_capacity(capacity)
+}
+
+fn give_back(mut v: Vec<u8>) {
+    if v.capacity() < REUSE_MIN {
+        return;
+    }
+    // Not during the thread's teardown, nor re-entered.
+    let _ = REUSE.try_with(|r| {
+        let Ok(mut r) = r.try_borrow_mut() else { return };
+        if r.bytes + v.capacity() <= r.max {
+            v.clear();
+            r.bytes += v.capacity();
+            r.bufs.push(v);
+        }
+    });
 }
 
 impl Chunk {
@@ -399,7 +460,7 @@ impl<'g> FamilyRenderer<'g> {
         FamilyRenderer {
             grouping,
             limits: LABEL_LIMITS.with(|c| c.get()),
-            out: Vec::with_capacity(capacity),
+            out: buffer(capacity),
             family_start: 0,
             ids: Vec::new(),
             hashes: Vec::new(),
@@ -641,6 +702,38 @@ mod tests {
         r.sample(b"m", &mut [], b"1", SampleRole::Plain, 2).unwrap();
         r.end_family(b"n", MetricType::Gauge, None).unwrap();
         assert_eq!(r.into_families().len(), 2);
+    }
+
+    #[test]
+    fn a_replaced_groups_buffer_is_rendered_into_again_on_threads_that_keep_them() {
+        let render = |n: usize| {
+            let mut r = FamilyRenderer::new(&[], n * 16);
+            for i in 0..n {
+                let v = i.to_string();
+                r.sample(b"m", &mut [(b"i", v.as_bytes())], b"1", SampleRole::Plain, 1).unwrap();
+            }
+            r.end_family(b"m", MetricType::Gauge, None).unwrap();
+            r.into_families()
+        };
+        enable_buffer_reuse(4 * REUSE_MIN);
+        let first = render(20_000);
+        let ptr = first[0].samples.as_ptr();
+        drop(first);
+        REUSE.with(|r| assert_eq!(r.borrow().bufs.len(), 1, "kept when let go"));
+        let second = render(20_000);
+        assert_eq!(second[0].samples.as_ptr(), ptr, "the kept buffer is reused");
+        assert_eq!(second[0].series, 20_000);
+        assert!(second[0].samples.starts_with(b"m{i=\"0\"} 1\nm{i=\"1\"} 1\n"));
+        // A small family does not take it; the limit holds.
+        drop(second);
+        let small = render(10);
+        assert_ne!(small[0].samples.as_ptr(), ptr);
+        let many: Vec<_> = (0..8).map(|_| render(20_000)).collect();
+        drop(many);
+        REUSE.with(|r| {
+            let r = r.borrow();
+            assert!(r.bytes <= 4 * REUSE_MIN && r.bytes == r.bufs.iter().map(|b| b.capacity()).sum::<usize>());
+        });
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Body {
     pub const POOLED_MIN: usize = 64 * 1024;
     /// Buffers a thread keeps, and the largest it keeps: a shard holds at most
     /// `--push.max-in-flight` of bodies at once, and the pool is a fraction of that.
-    const POOL_BUFFERS: usize = 8;
+    const POOL_BUFFERS: usize = 4;
     const POOL_MAX_BYTES: usize = 2 << 20;
 
     /// A body of `n` bytes of unspecified content, to be overwritten.
@@ -688,7 +688,7 @@ mod tests {
             caps.sort_unstable();
             // The two large buffers went to the first two bodies; of the rest the largest stay.
             let min = Body::POOLED_MIN;
-            assert_eq!(caps, [min + 14, min + 15, min + 16, min + 17, min + 18, min + 19, n, n + 1]);
+            assert_eq!(caps, [min + 18, min + 19, n, n + 1]);
         });
     }
 }

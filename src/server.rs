@@ -49,6 +49,9 @@ const SCRAPE_RUN: usize = 16 << 20;
 /// groups keep the old copies alive, so a slow scrape during a burst of pushes costs memory
 /// (up to a second copy of the store) as well as time.
 const SCRAPE_SHARES: usize = 10_000;
+/// Rendered buffers of replaced groups each shard keeps to render the next pushes into
+/// (`expo::enable_buffer_reuse`): a few of the largest pushes, small beside the store.
+const RENDER_BUFFERS_KEPT: usize = 8 << 20;
 const SCRAPE_LATENCY: Duration = Duration::from_millis(5);
 
 /// The CRC pass of a gzip scrape runs this long between chances for other tasks to run.
@@ -137,6 +140,7 @@ pub fn start(config: Config) -> io::Result<Running> {
                         max_labels: config.max_labels,
                         max_value_len: config.max_label_length,
                     });
+                    crate::expo::enable_buffer_reuse(RENDER_BUFFERS_KEPT);
                     let shard = Rc::new(Shard::new(id, config, shared, Some(senders)));
                     shard.scrape_queue.set(Some(glommio::executor().create_task_queue(
                         glommio::Shares::Static(SCRAPE_SHARES),
