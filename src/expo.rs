@@ -428,8 +428,8 @@ pub fn set_label_limits(l: LabelLimits) {
 /// Renders the samples of one family, or of every family of a push one after the other into
 /// one buffer ([`end_family`](FamilyRenderer::end_family), then
 /// [`into_families`](FamilyRenderer::into_families)): the buffer is then the group's stored
-/// bytes as they are, with no copy into a packed buffer and no allocation per family (see
-/// [`pack`]). Label values arrive already escaped (validated by the parser); the grouping
+/// bytes as they are, with no copy into a packed buffer and no allocation per family but its
+/// name and HELP text (see [`pack`]). Label values arrive already escaped (validated by the parser); the grouping
 /// labels are merged in sorted order.
 pub struct FamilyRenderer<'g> {
     grouping: &'g [InjectedLabel],
