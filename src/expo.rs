@@ -135,10 +135,7 @@ fn buffer(capacity: usize) -> Vec<u8> {
     if capacity >= REUSE_MIN {
         let kept = REUSE.try_with(|r| {
             let mut r = r.borrow_mut();
-            let least = capacity - capacity / 16;
-            let i =
-                (0..r.bufs.len()).filter(|&i| r.bufs[i].capacity() >= least).min_by_key(|&i| r.bufs[i].capacity())?;
-            let v = r.bufs.swap_remove(i);
+            let v = crate::sys::take_smallest_fitting(&mut r.bufs, capacity - capacity / 16)?;
             r.bytes -= v.capacity();
             Some(v)
         });

@@ -70,12 +70,7 @@ impl Body {
     /// A body of `n` bytes of unspecified content, to be overwritten.
     pub fn with_len(n: usize) -> Body {
         if n >= Body::POOLED_MIN {
-            let found = BODY_POOL.with(|p| {
-                let mut p = p.borrow_mut();
-                // The smallest buffer that is large enough, so large ones stay for large bodies.
-                let i = (0..p.len()).filter(|&i| p[i].capacity() >= n).min_by_key(|&i| p[i].capacity())?;
-                Some(p.swap_remove(i))
-            });
+            let found = BODY_POOL.with(|p| crate::sys::take_smallest_fitting(&mut p.borrow_mut(), n));
             if let Some(mut v) = found {
                 // Pooled buffers keep their length (their bytes are initialized): no zeroing
                 // but of bytes never used before.

@@ -198,6 +198,14 @@ pub fn wait_signal(timeout: std::time::Duration) -> Option<i32> {
     (r > 0).then_some(r)
 }
 
+/// Takes out of `bufs` the buffer with the least capacity of at least `least` bytes, if any:
+/// how the shards' pools of reusable buffers (request bodies, rendered groups) hand one out,
+/// leaving the larger ones for larger requests.
+pub fn take_smallest_fitting(bufs: &mut Vec<Vec<u8>>, least: usize) -> Option<Vec<u8>> {
+    let i = (0..bufs.len()).filter(|&i| bufs[i].capacity() >= least).min_by_key(|&i| bufs[i].capacity())?;
+    Some(bufs.swap_remove(i))
+}
+
 /// Fixes glibc's mmap threshold at 128 KiB. By default glibc raises the threshold each time a
 /// large mmapped block is freed, after which request bodies and rendered groups (hundreds of
 /// KiB, replaced every push cycle) come from the heap arenas, where freed memory fragments and
