@@ -9,10 +9,26 @@
 //!   encoded here by a tiny hand encoder; setup checks that it renders the same bytes as
 //!   the text body, so both benches do the same work.
 //!
+//! - the load generator's DCGM-exporter-like GPU payload (`loadgen/src/payload.rs`, included
+//!   here as it is): 8 GPUs, 11 labels per series in the exporter's own (unsorted) order,
+//!   ~767 KB.
+//!
 //! Each iteration parses one body into the per-shard arena and renders every family with a
 //! grouping key injected, then resets the arena: what a push costs on its owning shard.
 
 use std::collections::BTreeMap;
+
+// The load generator's payload builder, so that the GPU body benched is the one it pushes.
+#[allow(dead_code, unused_imports)]
+#[path = "../loadgen/src/payload.rs"]
+mod payload;
+#[allow(dead_code, unused_imports)]
+#[path = "../loadgen/src/rng.rs"]
+mod rng;
+// Used by the payload module's own tests, which cargo compiles into benches too.
+#[allow(dead_code, unused_imports)]
+#[path = "../loadgen/src/expo_check.rs"]
+mod expo_check;
 
 use bumpalo::Bump;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -72,6 +88,13 @@ fn node_payload() -> (String, usize) {
     }
 }
 
+/// The GPU payload of node 1 as the load generator sends it (its host slots filled in).
+fn gpu_payload() -> String {
+    let mark = "#".repeat(payload::HOST_DIGITS);
+    let host = format!("{:0width$}", 1, width = payload::HOST_DIGITS);
+    payload::gpu_text(8, 767 * 1024).replace(&mark, &host)
+}
+
 fn grouping() -> Vec<InjectedLabel> {
     GroupKey::from_path("job/node/instance/gpu-node-0001").unwrap().injected()
 }
@@ -83,6 +106,7 @@ fn rendered_bytes(fams: &[RenderedFamily]) -> usize {
 fn bench(c: &mut Criterion) {
     let (node, cpus) = node_payload();
     let prom = data("prometheus-server.prom");
+    let gpu = gpu_payload();
     let node_pb = to_protobuf(&node);
     let g = grouping();
 
@@ -93,21 +117,26 @@ fn bench(c: &mut Criterion) {
     assert_eq!(from_text, from_pb, "the protobuf payload is not the text payload");
     eprintln!(
         "payloads: node exporter scaled to {cpus} CPUs: {} bytes of text, {} bytes of protobuf, {} series; \
-         prometheus server: {} bytes; rendered {} / {} bytes",
+         prometheus server: {} bytes; rendered {} / {} bytes; GPU: {} bytes, {} series, rendered {} bytes",
         node.len(),
         node_pb.len(),
         from_text.iter().map(|f| f.series).sum::<u32>(),
         prom.len(),
         rendered_bytes(&from_text),
         rendered_bytes(&ringgate::text::parse(prom.as_bytes(), &g, &Bump::new()).unwrap()),
+        gpu.len(),
+        ringgate::text::parse(gpu.as_bytes(), &g, &Bump::new()).unwrap().iter().map(|f| f.series).sum::<u32>(),
+        rendered_bytes(&ringgate::text::parse(gpu.as_bytes(), &g, &Bump::new()).unwrap()),
     );
     drop((from_text, from_pb));
 
     let mut group = c.benchmark_group("parse_render");
     let mut bump = Bump::new();
-    for (name, body) in
-        [(format!("text_node_exporter_{cpus}cpu"), node.as_bytes()), ("text_prometheus_server".into(), prom.as_bytes())]
-    {
+    for (name, body) in [
+        (format!("text_node_exporter_{cpus}cpu"), node.as_bytes()),
+        ("text_prometheus_server".into(), prom.as_bytes()),
+        ("text_gpu_8".into(), gpu.as_bytes()),
+    ] {
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| {

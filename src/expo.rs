@@ -478,107 +478,34 @@ impl<'g> FamilyRenderer<'g> {
         role: SampleRole,
         line: u32,
     ) -> Result<(), BodyError> {
-        let lim = self.limits;
-        if labels.len() + self.grouping.len() > lim.max_labels {
-            return Err(BodyError::new(
-                line,
-                format!(
-                    "series {:?} has {} labels with the grouping labels, more than {} (raise --push.max-labels)",
-                    String::from_utf8_lossy(name),
-                    labels.len() + self.grouping.len(),
-                    lim.max_labels
-                ),
-            ));
+        let start = self.out.len();
+        self.out.extend_from_slice(name);
+        let checked = write_label_set(self.grouping, self.limits, name, labels, line, &mut self.out)
+            .and_then(|needs| needs.check(name, role, line));
+        if let Err(e) = checked {
+            self.out.truncate(start);
+            return Err(e);
         }
-        if let Some(l) = labels.iter().find(|l| l.1.len() > lim.max_value_len) {
-            return Err(BodyError::new(
-                line,
-                format!(
-                    "value of label {:?} is {} bytes, more than {} (raise --push.max-label-length)",
-                    String::from_utf8_lossy(l.0),
-                    l.1.len(),
-                    lim.max_value_len
-                ),
-            ));
-        }
-        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for w in labels.windows(2) {
-            if w[0].0 == w[1].0 {
-                return Err(BodyError::new(line, format!("duplicate label {:?}", String::from_utf8_lossy(w[0].0))));
-            }
-        }
-        let needed: &[u8] = match role {
-            SampleRole::Bucket => b"le",
-            SampleRole::Quantile => b"quantile",
-            SampleRole::Plain => b"",
-        };
-        if !needed.is_empty() {
-            match labels.iter().find(|l| l.0 == needed) {
-                Some(l) if valid_float(l.1) => {}
-                Some(l) => {
-                    return Err(BodyError::new(
-                        line,
-                        format!(
-                            "label {:?} must hold a float, got {:?}",
-                            String::from_utf8_lossy(needed),
-                            String::from_utf8_lossy(l.1)
-                        ),
-                    ))
-                }
-                None => {
-                    return Err(BodyError::new(
-                        line,
-                        format!(
-                            "sample {:?} needs a {:?} label",
-                            String::from_utf8_lossy(name),
-                            String::from_utf8_lossy(needed)
-                        ),
-                    ))
-                }
-            }
-        }
-        let start = self.out.len() as u32;
+        self.end_sample(start, value, line);
+        Ok(())
+    }
+
+    /// Appends one sample whose label set was rendered by [`LabelSets::render`] (for the
+    /// same grouping labels) and whose role was checked against it ([`Needs::check`]).
+    pub fn sample_with_set(&mut self, name: &[u8], set: &[u8], value: &[u8], line: u32) {
+        let start = self.out.len();
+        self.out.extend_from_slice(name);
+        self.out.extend_from_slice(set);
+        self.end_sample(start, value, line);
+    }
+
+    fn end_sample(&mut self, start: usize, value: &[u8], line: u32) {
         let out = &mut self.out;
-        out.extend_from_slice(name);
-        out.push(b'{');
-        let (mut i, mut j) = (0, 0);
-        let g = self.grouping;
-        let mut first = true;
-        let mut put = |out: &mut Vec<u8>, n: &[u8], v: &[u8]| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(n);
-            out.extend_from_slice(b"=\"");
-            out.extend_from_slice(v);
-            out.push(b'"');
-        };
-        while i < labels.len() || j < g.len() {
-            if j == g.len() || (i < labels.len() && labels[i].0 < &*g[j].name) {
-                put(out, labels[i].0, labels[i].1);
-                i += 1;
-            } else if i == labels.len() || &*g[j].name < labels[i].0 {
-                put(out, &g[j].name, &g[j].value);
-                j += 1;
-            } else {
-                // Same name in URL and body: the URL wins, except the default instance.
-                if g[j].default_only {
-                    put(out, labels[i].0, labels[i].1);
-                } else {
-                    put(out, &g[j].name, &g[j].value);
-                }
-                i += 1;
-                j += 1;
-            }
-        }
-        out.push(b'}');
         let end = out.len() as u32;
         out.push(b' ');
         out.extend_from_slice(value);
         out.push(b'\n');
-        self.ids.push((start, end, line));
-        Ok(())
+        self.ids.push((start as u32, end, line));
     }
 
     /// Ends the family whose samples were given since the last call, refusing duplicate
@@ -652,6 +579,157 @@ impl<'g> FamilyRenderer<'g> {
         self.end_family(name, mtype, help)?;
         Ok(self.into_families().pop().expect("one family was ended"))
     }
+}
+
+/// Renders label sets on their own, for parsers that reuse one rendered set for every sample
+/// with the same body labels (see `text::parse`): what [`FamilyRenderer::sample`] writes
+/// between the name and the value, refused for the same reasons.
+pub struct LabelSets<'g> {
+    grouping: &'g [InjectedLabel],
+    limits: LabelLimits,
+}
+
+impl<'g> LabelSets<'g> {
+    /// With the label limits of this thread, as [`FamilyRenderer::new`].
+    pub fn new(grouping: &'g [InjectedLabel]) -> Self {
+        LabelSets { grouping, limits: LABEL_LIMITS.with(|c| c.get()) }
+    }
+
+    /// Appends `{...}` for `labels` (sorted here in place) to `out`. `name` is the sample's,
+    /// for error messages.
+    pub fn render<'l>(
+        &self,
+        name: &[u8],
+        labels: &mut [(&[u8], &'l [u8])],
+        line: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<Needs<'l>, BodyError> {
+        write_label_set(self.grouping, self.limits, name, labels, line, out)
+    }
+}
+
+/// What a label set holds of the two labels a sample's role may need.
+#[derive(Clone, Copy, Debug)]
+pub struct Needs<'l> {
+    le: Option<&'l [u8]>,
+    quantile: Option<&'l [u8]>,
+}
+
+impl Needs<'_> {
+    /// Refuses a `_bucket` sample without a float `le` and a summary quantile sample without
+    /// a float `quantile`.
+    pub fn check(&self, name: &[u8], role: SampleRole, line: u32) -> Result<(), BodyError> {
+        let (needed, got): (&[u8], _) = match role {
+            SampleRole::Bucket => (b"le", self.le),
+            SampleRole::Quantile => (b"quantile", self.quantile),
+            SampleRole::Plain => return Ok(()),
+        };
+        match got {
+            Some(v) if valid_float(v) => Ok(()),
+            Some(v) => Err(BodyError::new(
+                line,
+                format!(
+                    "label {:?} must hold a float, got {:?}",
+                    String::from_utf8_lossy(needed),
+                    String::from_utf8_lossy(v)
+                ),
+            )),
+            None => Err(BodyError::new(
+                line,
+                format!(
+                    "sample {:?} needs a {:?} label",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(needed)
+                ),
+            )),
+        }
+    }
+}
+
+/// Checks a sample's body labels against the limits and for repeated names, sorts them, and
+/// appends them to `out` as `{...}` with `grouping` merged in: URL labels win over body
+/// labels, except the default `instance=""`, which a body `instance` replaces.
+fn write_label_set<'l>(
+    grouping: &[InjectedLabel],
+    lim: LabelLimits,
+    name: &[u8],
+    labels: &mut [(&[u8], &'l [u8])],
+    line: u32,
+    out: &mut Vec<u8>,
+) -> Result<Needs<'l>, BodyError> {
+    if labels.len() + grouping.len() > lim.max_labels {
+        return Err(BodyError::new(
+            line,
+            format!(
+                "series {:?} has {} labels with the grouping labels, more than {} (raise --push.max-labels)",
+                String::from_utf8_lossy(name),
+                labels.len() + grouping.len(),
+                lim.max_labels
+            ),
+        ));
+    }
+    if let Some(l) = labels.iter().find(|l| l.1.len() > lim.max_value_len) {
+        return Err(BodyError::new(
+            line,
+            format!(
+                "value of label {:?} is {} bytes, more than {} (raise --push.max-label-length)",
+                String::from_utf8_lossy(l.0),
+                l.1.len(),
+                lim.max_value_len
+            ),
+        ));
+    }
+    // Exporters mostly write their labels sorted already.
+    if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for w in labels.windows(2) {
+            if w[0].0 == w[1].0 {
+                return Err(BodyError::new(line, format!("duplicate label {:?}", String::from_utf8_lossy(w[0].0))));
+            }
+        }
+    }
+    let mut needs = Needs { le: None, quantile: None };
+    for &(n, v) in labels.iter() {
+        match n {
+            b"le" => needs.le = Some(v),
+            b"quantile" => needs.quantile = Some(v),
+            _ => {}
+        }
+    }
+    out.push(b'{');
+    let (mut i, mut j) = (0, 0);
+    let g = grouping;
+    let mut first = true;
+    let mut put = |out: &mut Vec<u8>, n: &[u8], v: &[u8]| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(n);
+        out.extend_from_slice(b"=\"");
+        out.extend_from_slice(v);
+        out.push(b'"');
+    };
+    while i < labels.len() || j < g.len() {
+        if j == g.len() || (i < labels.len() && labels[i].0 < &*g[j].name) {
+            put(out, labels[i].0, labels[i].1);
+            i += 1;
+        } else if i == labels.len() || &*g[j].name < labels[i].0 {
+            put(out, &g[j].name, &g[j].value);
+            j += 1;
+        } else {
+            // Same name in URL and body: the URL wins, except the default instance.
+            if g[j].default_only {
+                put(out, labels[i].0, labels[i].1);
+            } else {
+                put(out, &g[j].name, &g[j].value);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    out.push(b'}');
+    Ok(needs)
 }
 
 #[cfg(test)]

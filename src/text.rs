@@ -1,9 +1,10 @@
 //! The text exposition format 0.0.4 parser.
 //!
 //! It scans with memchr, borrows every name, label value and float from the request body, and
-//! keeps its scratch (per-family sample lists, label slices) in the request's bumpalo arena:
-//! nothing is allocated on the heap per sample. Each family is then rendered once by
-//! [`FamilyRenderer`], with the grouping labels merged in.
+//! keeps its per-family sample lists in the request's bumpalo arena: nothing is allocated on
+//! the heap per sample. Each label set is rendered (sorted, grouping labels merged in) as its
+//! line is read, once per distinct label text of the body ([`SetMemo`]); each family is then
+//! written once by [`FamilyRenderer`] from those sets.
 //!
 //! Accepted beyond the strict grammar, as Prometheus' own parser (Go's `expfmt`) does: blank
 //! lines, comments that are not HELP/TYPE, a HELP or TYPE line that stops after its keyword or
@@ -22,19 +23,69 @@
 use ahash::AHashMap;
 use bumpalo::collections::Vec as BVec;
 use bumpalo::Bump;
-use memchr::{memchr, memchr2};
+use memchr::{memchr, memchr2, memrchr};
 
 use crate::expo::{
-    is_metric_name, sample_suffix_ok, valid_float, BodyError, FamilyRenderer, MetricType, RenderedFamily, SampleRole,
+    is_metric_name, sample_suffix_ok, valid_float, BodyError, FamilyRenderer, LabelSets, MetricType, Needs,
+    RenderedFamily,
 };
 use crate::grouping::InjectedLabel;
 
 struct Sample<'a> {
     name: &'a [u8],
-    labels: &'a mut [(&'a [u8], &'a [u8])],
+    /// The label set as rendered, `{` to `}`, grouping labels merged in: a range of the
+    /// body's rendered sets, shared by every sample of the body with the same label text.
+    set: Set,
     value: &'a [u8],
-    role: SampleRole,
     line: u32,
+}
+
+/// A rendered label set: its range of the rendered sets of one body.
+#[derive(Clone, Copy)]
+struct Set {
+    start: u32,
+    end: u32,
+}
+
+/// Label sets rendered so far, by the body text between `{` and `}`.
+///
+/// Exporters repeat label sets: a GPU exporter writes the same 11 labels of each GPU in every
+/// family, a node exporter the same `cpu`/`device` sets across families. A set seen before is
+/// then one hash of its text and one copy of its rendered bytes, instead of parsing, sorting,
+/// checking and merging its labels again. Only sets that were rendered without error are
+/// kept, and everything a set is checked for depends on its text alone (the role's `le` or
+/// `quantile` is checked per sample against [`Needs`]), so a reused set is exactly what
+/// rendering it again would give. When a body repeats too few sets to pay for the hashing, the
+/// memo turns itself off for the rest of the body.
+struct SetMemo<'a> {
+    sets: AHashMap<&'a [u8], (Set, Needs<'a>)>,
+    /// The set of samples without labels (`name value` or `name{} value`).
+    empty: Option<(Set, Needs<'a>)>,
+    on: bool,
+    lookups: u32,
+    hits: u32,
+}
+
+impl<'a> SetMemo<'a> {
+    /// Lookups after which the hit rate is judged, and the least rate (1 in `MIN_HIT_RATE`)
+    /// that keeps the memo on.
+    const TRIAL: u32 = 256;
+    const MIN_HIT_RATE: u32 = 4;
+
+    fn get(&mut self, key: &[u8]) -> Option<(Set, Needs<'a>)> {
+        if !self.on {
+            return None;
+        }
+        self.lookups += 1;
+        let found = self.sets.get(key).copied();
+        if found.is_some() {
+            self.hits += 1;
+        } else if self.lookups == Self::TRIAL && self.hits * Self::MIN_HIT_RATE < self.lookups {
+            self.on = false;
+            self.sets = AHashMap::new();
+        }
+        found
+    }
 }
 
 struct Family<'a> {
@@ -61,6 +112,11 @@ pub fn parse_with_limit<'a>(
     let mut families: Vec<Family<'a>> = Vec::new();
     let mut index: AHashMap<&'a [u8], usize> = AHashMap::new();
     let mut labels: Vec<(&'a [u8], &'a [u8])> = Vec::with_capacity(16);
+    let sets = LabelSets::new(grouping);
+    let mut memo = SetMemo { sets: AHashMap::new(), empty: None, on: true, lookups: 0, hits: 0 };
+    // Every label set rendered for this body, one after the other.
+    let mut rendered: Vec<u8> = Vec::with_capacity(body.len() / 4);
+    let mut last: Option<(&'a [u8], usize)> = None;
     let mut pos = 0usize;
     let mut line_no = 0u32;
     let mut total = 0usize;
@@ -88,12 +144,47 @@ pub fn parse_with_limit<'a>(
         if !name.first().is_some_and(|c| !c.is_ascii_digit()) {
             return Err(BodyError::new(line_no, format!("invalid metric name at {:?}", lossy_prefix(line))));
         }
-        let mut rest = skip_blank(rest);
-        labels.clear();
-        if rest.first() == Some(&b'{') {
-            rest = label_set(&rest[1..], line_no, utf8, &mut labels)?;
-            rest = skip_blank(rest);
-        }
+        let rest = skip_blank(rest);
+        let (set, needs, rest) = if let Some(inner) = rest.strip_prefix(b"{") {
+            // When the line is well formed its last `}` closes the label set: nothing after
+            // the set (blanks, a float) holds one. A set whose text was rendered before is
+            // reused; the full parse below decides every other case.
+            let key = memrchr(b'}', inner).map(|i| &inner[..i]);
+            match key.and_then(|k| if k.is_empty() { memo.empty } else { memo.get(k) }) {
+                Some((set, needs)) => (set, needs, skip_blank(&inner[key.map_or(0, |k| k.len() + 1)..])),
+                None => {
+                    labels.clear();
+                    let after = label_set(inner, line_no, utf8, &mut labels)?;
+                    let start = rendered.len() as u32;
+                    let needs = sets.render(name, &mut labels, line_no, &mut rendered)?;
+                    let set = Set { start, end: rendered.len() as u32 };
+                    match key {
+                        // The parse ended at that last `}`: the key is the whole set.
+                        Some(k) if after.as_ptr() == k.as_ptr().wrapping_add(k.len() + 1) => {
+                            if k.is_empty() {
+                                memo.empty = Some((set, needs));
+                            } else if memo.on {
+                                memo.sets.insert(k, (set, needs));
+                            }
+                        }
+                        _ => {}
+                    }
+                    (set, needs, skip_blank(after))
+                }
+            }
+        } else {
+            let (set, needs) = match memo.empty {
+                Some(e) => e,
+                None => {
+                    let start = rendered.len() as u32;
+                    let needs = sets.render(name, &mut [], line_no, &mut rendered)?;
+                    let e = (Set { start, end: rendered.len() as u32 }, needs);
+                    memo.empty = Some(e);
+                    e
+                }
+            };
+            (set, needs, rest)
+        };
         let (value, rest) = split_class(rest, NOT_BLANK);
         if value.is_empty() {
             return Err(BodyError::new(line_no, format!("sample {:?} has no value", lossy(name))));
@@ -117,25 +208,30 @@ pub fn parse_with_limit<'a>(
                 format!("push has more than {max_series} series (raise --push.max-series)"),
             ));
         }
-        let fi = family_of(name, &mut families, &mut index, bump)?;
+        // Samples of one family mostly come one after the other: the name decides its family
+        // for good once it has one (see `family_of`), so the last lookup is reused.
+        let fi = match last {
+            Some((n, i)) if n == name => i,
+            _ => family_of(name, &mut families, &mut index, bump)?,
+        };
+        last = Some((name, fi));
         let fam = &mut families[fi];
         let mtype = fam.mtype.unwrap_or(MetricType::Untyped);
         let role = sample_suffix_ok(mtype, fam.name, name).map_err(|m| BodyError::new(line_no, m))?;
-        fam.bytes += line.len();
-        let labels = bump.alloc_slice_copy(&labels);
-        fam.samples.push(Sample { name, labels, value, role, line: line_no });
+        needs.check(name, role, line_no)?;
+        fam.bytes += name.len() + (set.end - set.start) as usize + value.len() + 2;
+        fam.samples.push(Sample { name, set, value, line: line_no });
     }
 
     // Every family into one buffer, sized once: the group's stored bytes.
-    let extra: usize = grouping.iter().map(|l| l.name.len() + l.value.len() + 4).sum();
-    let size = families.iter().map(|f| f.bytes + f.samples.len() * (extra + 4)).sum();
+    let size = families.iter().map(|f| f.bytes).sum();
     let mut r = FamilyRenderer::new(grouping, size);
     for fam in families {
         if fam.samples.is_empty() {
             continue;
         }
         for s in fam.samples {
-            r.sample(s.name, s.labels, s.value, s.role, s.line)?;
+            r.sample_with_set(s.name, &rendered[s.set.start as usize..s.set.end as usize], s.value, s.line);
         }
         r.end_family(fam.name, fam.mtype.unwrap_or(MetricType::Untyped), fam.help)?;
     }
@@ -477,6 +573,57 @@ mod tests {
         let out = render("a { b = \"1\" , } -Inf\r\n\n# comment\n\tc\t+Inf\nd{}.5\n").unwrap();
         assert!(out.contains("a{b=\"1\",instance=\"\",job=\"j\"} -Inf\n"), "{out}");
         assert!(out.contains("d{instance=\"\",job=\"j\"} .5\n"), "{out}");
+    }
+
+    #[test]
+    fn a_reused_label_set_is_checked_against_each_samples_role() {
+        // The same label text, first in a gauge (where `le` is any label), then in a
+        // histogram's buckets, where it must hold a float.
+        let ok = "g{a=\"1\",le=\"0.5\"} 1\n# TYPE h histogram\nh_bucket{a=\"1\",le=\"0.5\"} 1\nh_sum 1\nh_count 1\n";
+        let out = render(ok).unwrap();
+        assert!(out.contains("g{a=\"1\",instance=\"\",job=\"j\",le=\"0.5\"} 1\n"), "{out}");
+        assert!(out.contains("h_bucket{a=\"1\",instance=\"\",job=\"j\",le=\"0.5\"} 1\n"), "{out}");
+        let bad = "g{a=\"1\",le=\"x\"} 1\ng{a=\"2\"} 1\n# TYPE h histogram\nh_bucket{a=\"1\",le=\"x\"} 1\n";
+        let e = render(bad).unwrap_err();
+        assert_eq!((e.line, e.msg.as_str()), (4, "label \"le\" must hold a float, got \"x\""));
+        // A set without `le`, seen before, still lacks it in a bucket.
+        let e = render("g{a=\"1\"} 1\n# TYPE h histogram\nh_bucket{a=\"1\"} 1\n").unwrap_err();
+        assert_eq!((e.line, e.msg.as_str()), (3, "sample \"h_bucket\" needs a \"le\" label"));
+    }
+
+    #[test]
+    fn label_sets_in_any_order_or_spacing_render_alike_and_collide_as_series() {
+        let out = render("m{b=\"1\",a=\"}\"} 1\nn{b=\"1\",a=\"}\"}  2\nn{ a=\"}\", b=\"1\" } 3\n").unwrap_err();
+        assert_eq!((out.line, out.msg.as_str()), (3, "duplicate series n{a=\"}\",b=\"1\",instance=\"\",job=\"j\"}"));
+        let out = render("m{b=\"1\",a=\"}\"} 1\nn{b=\"1\",a=\"}\"}\t2\nn{b=\"2\",a=\"}\"} 3\n").unwrap();
+        assert!(
+            out.contains(
+                "n{a=\"}\",b=\"1\",instance=\"\",job=\"j\"} 2\nn{a=\"}\",b=\"2\",instance=\"\",job=\"j\"} 3\n"
+            ),
+            "{out}"
+        );
+        // Text after a reused set is still checked.
+        let e = render("m{a=\"1\"} 1\nn{a=\"1\"} 2 }\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn bodies_that_repeat_few_label_sets_render_the_same_without_the_memo() {
+        // More distinct sets than the memo's trial, then repeats of the first ones: the memo
+        // is off by then, and every set is rendered in full.
+        let n = SetMemo::TRIAL as usize * 2;
+        let mut body = String::new();
+        let mut want = String::from("m untyped None\n");
+        for i in 0..n {
+            body.push_str(&format!("m{{z=\"{i}\",a=\"x\"}} {i}\n"));
+            want.push_str(&format!("m{{a=\"x\",instance=\"\",job=\"j\",z=\"{i}\"}} {i}\n"));
+        }
+        want.push_str("n untyped None\n");
+        for i in 0..n {
+            body.push_str(&format!("n{{z=\"{i}\",a=\"x\"}} 1\n"));
+            want.push_str(&format!("n{{a=\"x\",instance=\"\",job=\"j\",z=\"{i}\"}} 1\n"));
+        }
+        assert_eq!(render(&body).unwrap(), want);
     }
 
     #[test]

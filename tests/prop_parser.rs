@@ -78,10 +78,9 @@ fn slow(body: &[u8], key: &GroupKey) -> Outcome {
 /// label (Go would silently drop such samples).
 ///
 /// Which error is reported when there are several: first the first line that breaks the
-/// syntax or the rules above; then, family by family in order of first mention, sample by
-/// sample, a duplicate label name or a missing `le`/`quantile`; then within that family the
-/// first sample repeating an earlier series (same name and labels once the grouping labels
-/// are merged in).
+/// syntax or the rules above, a duplicate label name and a missing `le`/`quantile` included;
+/// then, family by family in order of first mention, the first sample repeating an earlier
+/// series of its family (same name and labels once the grouping labels are merged in).
 mod reference {
     use super::*;
 
@@ -158,9 +157,6 @@ mod reference {
 
         let mut out = Vec::new();
         for fam in families.iter().filter(|f| !f.samples.is_empty()) {
-            for s in &fam.samples {
-                check_labels(s).map_err(|Bad| s.line)?;
-            }
             let mut seen = HashSet::new();
             let mut text = String::new();
             for s in &fam.samples {
@@ -330,7 +326,9 @@ mod reference {
             (Some(Type::Histogram), false) if name.ends_with("_bucket") => Needs::Le,
             _ => Needs::Nothing,
         };
-        fam.samples.push(Sample { name, labels, value, needs, line: line_no });
+        let sample = Sample { name, labels, value, needs, line: line_no };
+        check_labels(&sample)?;
+        fam.samples.push(sample);
         Ok(())
     }
 
