@@ -6,7 +6,7 @@
 #[allow(dead_code)]
 mod checks;
 
-const TARGETS: &[&str] = &["text", "proto", "openmetrics", "grouping", "decompress", "http"];
+const TARGETS: &[&str] = &["text", "proto", "openmetrics", "grouping", "decompress", "http", "deflate"];
 
 #[test]
 fn replay_regressions_and_seeds() {

@@ -16,6 +16,7 @@ pub fn run(target: &str, data: &[u8]) {
         "grouping" => grouping(data),
         "decompress" => decompress(data),
         "http" => http(data),
+        "deflate" => deflate(data),
         t => panic!("no fuzz target {t:?}"),
     }
 }
@@ -112,6 +113,37 @@ pub fn decompress(data: &[u8]) {
             assert_eq!(got, Err(DecompressError::TooLarge { limit }), "{enc:?} over the limit");
         }
     }
+}
+
+/// Scrape segments (`gzip::deflate_segments`): byte 0 cuts the rest into up to 8 ranges;
+/// the segments, in reverse order and framed as a scrape frames them, gunzip to those ranges
+/// in that order, and the same bytes deflated again give the same segments.
+pub fn deflate(data: &[u8]) {
+    use ringgate::gzip::{deflate_segments, Framer, GZIP_HEADER};
+    let [cuts, body @ ..] = data else { return };
+    let n = usize::from(*cuts % 8) + 1;
+    let mut ranges = Vec::new();
+    for i in 0..n {
+        // Overlapping and empty ranges too: ranges of one buffer need not tile it.
+        let a = body.len() * i / n;
+        let b = (body.len() * (i + 1) / n + (*cuts as usize >> 3)).min(body.len());
+        ranges.push((a, b));
+    }
+    let segs = deflate_segments(body, &ranges);
+    let mut gz = GZIP_HEADER.to_vec();
+    let mut framer = Framer::new();
+    let mut expect = Vec::new();
+    for (i, &(a, b)) in ranges.iter().enumerate().rev() {
+        gz.extend_from_slice(segs.get(i));
+        framer.plain(&body[a..b]);
+        expect.extend_from_slice(&body[a..b]);
+        assert_eq!(segs.get(i).is_empty(), a == b, "a segment is empty exactly when its range is");
+    }
+    gz.extend_from_slice(&framer.trailer());
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out).expect("a valid gzip member");
+    assert_eq!(out, expect);
+    assert_eq!(deflate_segments(body, &ranges).data, segs.data, "a segment depends on its bytes alone");
 }
 
 /// HTTP request head (`http::parse_head`): a complete head is read from its own bytes only,
