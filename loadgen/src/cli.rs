@@ -131,6 +131,13 @@ pub struct Args {
     #[argh(option, default = "1")]
     pub small_pipeline: usize,
 
+    /// small mode: scheduling policy of the event-loop threads, batch (default) or normal.
+    /// Batch threads take the CPU the gateway leaves and do not preempt it when an answer
+    /// wakes them, as clients on other machines would not; normal lets every answer's wake-up
+    /// preempt the gateway thread that sent it
+    #[argh(option, default = "String::from(\"batch\")")]
+    pub small_sched: String,
+
     /// print one payload (gpu, node, status, health, pod, small) for node 1 to stdout,
     /// check it is valid text format, report its size on stderr, and exit
     #[argh(option)]

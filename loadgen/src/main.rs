@@ -140,6 +140,11 @@ fn real_main(a: Args) -> Result<(), String> {
         groups: a.groups.max(1),
         small_threads: a.small_threads.max(1),
         small_pipeline: a.small_pipeline.clamp(1, 1024),
+        small_sched_batch: match a.small_sched.as_str() {
+            "batch" => true,
+            "normal" => false,
+            other => return Err(format!("--small-sched: {other:?} is neither batch nor normal")),
+        },
     };
     if let Some(pid) = cfg.server_pid {
         if procfs::sample(pid).is_none() {
@@ -171,8 +176,13 @@ fn real_main(a: Args) -> Result<(), String> {
     };
     if small {
         eprintln!(
-            "ringgate-loadgen: small pushes for {:?} on {} connections ({} event-loop thread(s), {} in flight each) to {} groups",
-            cfg.duration, cfg.connections, cfg.small_threads, cfg.small_pipeline, cfg.groups
+            "ringgate-loadgen: small pushes for {:?} on {} connections ({} event-loop thread(s), {}, {} in flight each) to {} groups",
+            cfg.duration,
+            cfg.connections,
+            cfg.small_threads,
+            if cfg.small_sched_batch { "SCHED_BATCH" } else { "SCHED_OTHER" },
+            cfg.small_pipeline,
+            cfg.groups
         );
     }
     let report = run::run(cfg, payloads).to_pretty();

@@ -43,6 +43,8 @@ pub struct RunConfig {
     pub small_threads: usize,
     /// Small mode: pushes in flight per connection (1: no pipelining).
     pub small_pipeline: usize,
+    /// Small mode: the event loops run as SCHED_BATCH (see `small.rs`).
+    pub small_sched_batch: bool,
 }
 
 #[derive(Default)]
@@ -309,6 +311,7 @@ fn small_workers(cfg: &RunConfig, shared: &Arc<Shared>) -> Vec<thread::JoinHandl
         cfg.connections,
         cfg.small_threads,
         cfg.small_pipeline,
+        cfg.small_sched_batch,
         shared,
         shared.start + cfg.duration,
     )
@@ -549,6 +552,7 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
         c.push("groups", cfg.groups);
         c.push("pipeline", cfg.small_pipeline);
         c.push("threads", cfg.small_threads);
+        c.push("sched", if cfg.small_sched_batch { "batch" } else { "normal" });
     } else {
         c.push("nodes", cfg.nodes);
         c.push("cycle_s", cfg.cycle.as_secs_f64());
@@ -741,6 +745,7 @@ mod tests {
             groups: 10,
             small_threads: 1,
             small_pipeline: 1,
+            small_sched_batch: true,
         }
     }
 
@@ -900,6 +905,46 @@ mod tests {
         assert_eq!(r.get("connections_opened").and_then(Json::as_i64), Some(2));
         let seen = most.load(Relaxed);
         assert!((2..=8).contains(&seen), "most requests buffered at once: {seen}");
+    }
+
+    #[test]
+    fn small_run_event_loops_are_batch_threads() {
+        // The policy of a running loop, from /proc (field 41 of a task's stat; 3 = SCHED_BATCH).
+        fn loop_policies() -> Vec<u32> {
+            let mut out = Vec::new();
+            for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                if !comm.starts_with("small-loop-") {
+                    continue;
+                }
+                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+                if let Some(p) = after.split_whitespace().nth(38).and_then(|f| f.parse().ok()) {
+                    out.push(p);
+                }
+            }
+            out
+        }
+        let (target, _) = mini_server();
+        let mut c = cfg();
+        c.target = target;
+        c.small = true;
+        c.duration = Duration::from_millis(600);
+        c.connections = 2;
+        assert!(c.small_sched_batch, "batch is the default");
+        let running = thread::spawn(move || run(c, None));
+        let mut seen = Vec::new();
+        for _ in 0..40 {
+            thread::sleep(Duration::from_millis(10));
+            seen = loop_policies();
+            if seen.contains(&3) {
+                break;
+            }
+        }
+        let r = running.join().unwrap();
+        assert!(seen.contains(&3), "policies of the running loops: {seen:?}");
+        let sched = r.get("config").and_then(|c| c.get("sched"));
+        assert!(matches!(sched, Some(Json::Str(s)) if s == "batch"), "config.sched");
     }
 
     #[test]

@@ -13,6 +13,16 @@
 //! non-blocking sockets instead: it sleeps only when no answer is ready on any of them, and
 //! handles every ready answer of one `epoll_wait` before sleeping again.
 //!
+//! The loops run as `SCHED_BATCH` by default (`--small-sched`). Even with the epoll loop,
+//! every answer the gateway sends wakes a loop thread, and on a machine the two share the
+//! kernel let that woken thread preempt the gateway thread inside its `send`: `perf` on the
+//! gateway showed 7 % of its samples in `finish_task_switch` under `send`. A batch thread
+//! is never preempting when woken; it runs when the gateway thread sleeps or its slice ends,
+//! and then finds more answers ready per `epoll_wait`. Clients on other machines (the case
+//! the benchmark stands for) cost the gateway no such switches. Measured back to back
+//! (`bench-results/small-sched-2026-11-22/`): the generator's CPU per push fell by about a
+//! quarter.
+//!
 //! Semantics match the stress mode: latency runs from the moment a push is written to the end
 //! of its answer (for a pipelined push, that includes waiting behind the ones before it),
 //! `--timeout` bounds each push (checked every [`TICK`]), a connection the server closed is
@@ -75,6 +85,7 @@ pub fn start(
     connections: usize,
     threads: usize,
     depth: usize,
+    sched_batch: bool,
     shared: &Arc<Shared>,
     end: Instant,
 ) -> Vec<thread::JoinHandle<()>> {
@@ -99,6 +110,16 @@ pub fn start(
             thread::Builder::new()
                 .name(format!("small-loop-{t}"))
                 .spawn(move || {
+                    if sched_batch {
+                        // Policy of this thread only (Linux: 0 is the calling thread).
+                        let param = libc::sched_param { sched_priority: 0 };
+                        if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+                            let e = io::Error::last_os_error();
+                            eprintln!(
+                                "ringgate-loadgen: small-push loop {t}: SCHED_BATCH refused ({e}); running as normal"
+                            );
+                        }
+                    }
                     if let Err(e) = event_loop(&cfg, &shared, &counter) {
                         eprintln!("ringgate-loadgen: small-push loop {t} stopped: {e}");
                     }
