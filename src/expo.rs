@@ -429,8 +429,8 @@ pub fn set_label_limits(l: LabelLimits) {
 /// name and HELP text (see [`pack`]). Label values arrive already escaped (validated by the parser); the grouping
 /// labels are merged in sorted order.
 pub struct FamilyRenderer<'g> {
-    grouping: &'g [InjectedLabel],
-    limits: LabelLimits,
+    /// The grouping labels and label limits every sample's set is rendered with.
+    sets: LabelSets<'g>,
     out: Vec<u8>,
     /// Where the family being rendered starts in `out`.
     family_start: usize,
@@ -455,8 +455,7 @@ struct Ended {
 impl<'g> FamilyRenderer<'g> {
     pub fn new(grouping: &'g [InjectedLabel], capacity: usize) -> Self {
         FamilyRenderer {
-            grouping,
-            limits: LABEL_LIMITS.with(|c| c.get()),
+            sets: LabelSets::new(grouping),
             out: buffer(capacity),
             family_start: 0,
             ids: Vec::new(),
@@ -480,8 +479,8 @@ impl<'g> FamilyRenderer<'g> {
     ) -> Result<(), BodyError> {
         let start = self.out.len();
         self.out.extend_from_slice(name);
-        let checked = write_label_set(self.grouping, self.limits, name, labels, line, &mut self.out)
-            .and_then(|needs| needs.check(name, role, line));
+        let checked =
+            self.sets.render(name, labels, line, &mut self.out).and_then(|needs| needs.check(name, role, line));
         if let Err(e) = checked {
             self.out.truncate(start);
             return Err(e);
