@@ -97,6 +97,39 @@ struct Family<'a> {
     bytes: usize,
 }
 
+thread_local! {
+    /// The label-set buffer of the last body parsed on this thread, empty, for the next one.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A buffer larger than this is not kept for the next body.
+const SCRATCH_KEPT: usize = 16 << 20;
+
+/// The buffer a body's label sets are rendered into, taken from the thread and given back
+/// (emptied) when dropped, whether the body parsed or not. A node exporter's sets fill about
+/// a megabyte: allocated per body, that is a fresh mapping whose every page faults and is
+/// zeroed again for each push (glibc maps blocks over 128 KiB on their own, see
+/// `sys::tune_allocator`).
+struct Scratch(Vec<u8>);
+
+impl Scratch {
+    fn take(capacity: usize) -> Scratch {
+        let mut v = SCRATCH.try_with(|c| c.take()).unwrap_or_default();
+        v.reserve(capacity);
+        Scratch(v)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.0.capacity() <= SCRATCH_KEPT {
+            let mut v = std::mem::take(&mut self.0);
+            v.clear();
+            let _ = SCRATCH.try_with(|c| c.set(v));
+        }
+    }
+}
+
 /// Parses a text-format body and renders its families with `grouping` injected.
 pub fn parse<'a>(body: &'a [u8], grouping: &[InjectedLabel], bump: &'a Bump) -> Result<Vec<RenderedFamily>, BodyError> {
     parse_with_limit(body, grouping, bump, usize::MAX)
@@ -115,7 +148,8 @@ pub fn parse_with_limit<'a>(
     let sets = LabelSets::new(grouping);
     let mut memo = SetMemo { sets: AHashMap::new(), empty: None, on: true, lookups: 0, hits: 0 };
     // Every label set rendered for this body, one after the other.
-    let mut rendered: Vec<u8> = Vec::with_capacity(body.len() / 4);
+    let mut scratch = Scratch::take(body.len() / 4);
+    let rendered = &mut scratch.0;
     let mut last: Option<(&'a [u8], usize)> = None;
     let mut pos = 0usize;
     let mut line_no = 0u32;
@@ -156,7 +190,7 @@ pub fn parse_with_limit<'a>(
                     labels.clear();
                     let after = label_set(inner, line_no, utf8, &mut labels)?;
                     let start = rendered.len() as u32;
-                    let needs = sets.render(name, &mut labels, line_no, &mut rendered)?;
+                    let needs = sets.render(name, &mut labels, line_no, rendered)?;
                     let set = Set { start, end: rendered.len() as u32 };
                     match key {
                         // The parse ended at that last `}`: the key is the whole set.
@@ -177,7 +211,7 @@ pub fn parse_with_limit<'a>(
                 Some(e) => e,
                 None => {
                     let start = rendered.len() as u32;
-                    let needs = sets.render(name, &mut [], line_no, &mut rendered)?;
+                    let needs = sets.render(name, &mut [], line_no, rendered)?;
                     let e = (Set { start, end: rendered.len() as u32 }, needs);
                     memo.empty = Some(e);
                     e
@@ -515,6 +549,30 @@ mod tests {
             s.push_str(std::str::from_utf8(&f.samples).unwrap());
         }
         Ok(s)
+    }
+
+    /// The label-set buffer kept on this thread: its address and capacity.
+    fn kept_scratch() -> (usize, usize) {
+        SCRATCH.with(|c| {
+            let v = c.take();
+            let seen = (v.as_ptr() as usize, v.capacity());
+            c.set(v);
+            seen
+        })
+    }
+
+    #[test]
+    fn the_label_set_buffer_is_kept_for_the_next_body_even_after_an_error() {
+        let body: String = (0..5000).map(|i| format!("m{{cpu=\"{i}\",mode=\"idle\"}} 1\n")).collect();
+        render(&body).unwrap();
+        let (addr, cap) = kept_scratch();
+        assert!(cap >= 5000 * 20, "kept {cap} bytes");
+        // The next body renders into the same buffer, and an error gives it back too.
+        let bad = format!("{body}m{{cpu=\"0\",mode=\"idle\"}} 2\n");
+        assert!(render(&bad).unwrap_err().msg.contains("duplicate series"));
+        assert_eq!(kept_scratch(), (addr, cap));
+        render(&body).unwrap();
+        assert_eq!(kept_scratch(), (addr, cap));
     }
 
     #[test]
