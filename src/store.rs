@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ahash::{AHashMap, AHashSet};
+use ahash::AHashMap;
 
 use crate::config::Lifecycle;
-use crate::expo::{FamilyRenderer, MetricType, RenderedFamily, SampleRole};
+use crate::expo::{intern, FamilyRenderer, MetricType, RenderedFamily, SampleRole};
 use crate::grouping::GroupKey;
 use crate::registry::{Registry, TypeConflict};
 
@@ -135,8 +135,6 @@ pub struct Store {
     budget: Budget,
     groups: AHashMap<GroupKey, Group>,
     index: BTreeMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
-    /// Family names and HELP texts, one copy each for all groups.
-    strings: Interner,
     deadlines: BTreeSet<(Instant, GroupKey)>,
     bytes: usize,
     next_generation: u64,
@@ -159,7 +157,6 @@ impl Store {
             budget,
             groups: AHashMap::new(),
             index: BTreeMap::new(),
-            strings: Interner::default(),
             deadlines: BTreeSet::new(),
             bytes: 0,
             next_generation: 1,
@@ -260,8 +257,8 @@ impl Store {
             PushMode::Replace => std::mem::take(&mut group.families),
             PushMode::Merge => BTreeMap::new(),
         };
-        for mut f in families {
-            self.strings.share(&mut f);
+        // Names and HELP texts come shared already (`expo::intern`, when rendered).
+        for f in families {
             let f = Arc::new(f);
             group.bytes += f.samples.len();
             self.bytes += f.samples.len();
@@ -441,7 +438,8 @@ impl Store {
             time_labels: Box::default(),
         };
         for mut f in r.families {
-            self.strings.share(&mut f);
+            f.name = intern(&f.name);
+            f.help = f.help.map(|h| intern(&h));
             let f = Arc::new(f);
             group.bytes += f.samples.len();
             self.index.entry(f.name.clone()).or_default().insert(key.clone(), f.clone());
@@ -484,9 +482,9 @@ impl Store {
             line.extend_from_slice(v.as_bytes());
             line.push(b'\n');
             let f = Arc::new(RenderedFamily {
-                name: self.strings.get(name),
+                name: intern(name),
                 mtype: MetricType::Gauge,
-                help: Some(self.strings.get(help)),
+                help: Some(intern(help)),
                 samples: line.into(),
                 series: 1,
             });
@@ -511,45 +509,6 @@ pub struct RestoredGroup {
     /// Unix time at which the group expires, if it does.
     pub expires_at: Option<f64>,
     pub taken_by: Vec<Box<str>>,
-}
-
-/// Hands out one shared copy of each family name and HELP text: a thousand nodes push the same
-/// few hundred families, and one allocation per group and family for each string cost about
-/// a tenth of the stored exposition. Strings nobody else holds any more are dropped whenever
-/// the set has doubled since the last sweep.
-#[derive(Default)]
-struct Interner {
-    set: AHashSet<Arc<str>>,
-    sweep_at: usize,
-}
-
-impl Interner {
-    /// The shared copy of `s`; allocated only the first time `s` is seen (since a sweep).
-    fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(x) = self.set.get(s) {
-            return x.clone();
-        }
-        if self.set.len() >= self.sweep_at {
-            self.sweep();
-        }
-        let x: Arc<str> = s.into();
-        self.set.insert(x.clone());
-        x
-    }
-
-    /// Drops the strings only this set still holds.
-    fn sweep(&mut self) {
-        self.set.retain(|x| Arc::strong_count(x) > 1);
-        self.sweep_at = (self.set.len() * 2).max(4096);
-    }
-
-    /// Replaces the family's name and HELP text by the shared copies.
-    fn share(&mut self, f: &mut RenderedFamily) {
-        f.name = self.get(&f.name);
-        if let Some(h) = f.help.take() {
-            f.help = Some(self.get(&h));
-        }
-    }
 }
 
 fn unindex(index: &mut BTreeMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>, name: &str, key: &GroupKey) {
@@ -593,8 +552,10 @@ mod tests {
         let keys: Vec<GroupKey> =
             (0..3).map(|i| GroupKey::from_path(&format!("job/j/instance/n{i}")).unwrap()).collect();
         for (i, k) in keys.iter().enumerate() {
-            let f = family("temp", "Temperature.", &format!("temp{{instance=\"n{i}\",job=\"j\"}} {i}\n"));
-            s.push(k.clone(), vec![f], PushMode::Replace, 1.0, life, Instant::now()).unwrap();
+            // Rendered as a push is: the renderer hands out the shared strings.
+            let body = format!("# HELP temp Temperature.\n# TYPE temp gauge\ntemp {i}\n");
+            let fams = crate::text::parse(body.as_bytes(), &k.injected(), &bumpalo::Bump::new()).unwrap();
+            s.push(k.clone(), fams, PushMode::Replace, 1.0, life, Instant::now()).unwrap();
         }
         let fams: Vec<&Arc<RenderedFamily>> = keys.iter().map(|k| &s.get(k).unwrap().families["temp"]).collect();
         for f in &fams[1..] {
@@ -610,9 +571,8 @@ mod tests {
         for k in &keys {
             assert!(s.delete(k));
         }
-        assert!(s.strings.set.contains("Temperature."));
-        s.strings.sweep();
-        assert!(!s.strings.set.contains("temp") && !s.strings.set.contains("Temperature."));
+        assert!(crate::expo::interned("Temperature.", false));
+        assert!(!crate::expo::interned("temp", true) && !crate::expo::interned("Temperature.", false));
     }
 
     /// Index entries of `key`'s group, by family name, with each family's bytes.
