@@ -542,10 +542,7 @@ fn render_node(fams: &[NodeFam], sc: &NodeScale) -> String {
     let mut s = String::new();
     for f in fams {
         s.push_str(&f.header);
-        for l in &f.fixed {
-            s.push_str(l);
-            s.push('\n');
-        }
+        let mut lines: Vec<String> = f.fixed.clone();
         // Per-CPU: cpu N takes cpu0's lines (even N) or cpu1's (odd N, when present), so the
         // captured values alternate.
         for c in 0..sc.cpus {
@@ -555,43 +552,82 @@ fn render_node(fams: &[NodeFam], sc: &NodeScale) -> String {
                 (&f.cpu0, "cpu=\"0\"")
             };
             let to = format!("cpu=\"{c}\"");
-            for l in src {
-                s.push_str(&l.replacen(from, &to, 1));
-                s.push('\n');
-            }
+            lines.extend(src.iter().map(|l| l.replacen(from, &to, 1)));
         }
         for l in &f.net {
-            s.push_str(l);
-            s.push('\n');
-            for i in 0..sc.ib {
-                s.push_str(&l.replacen("device=\"eth0\"", &format!("device=\"ib{i}\""), 1));
-                s.push('\n');
-            }
-            for p in 0..sc.pods {
-                let d = format!("device=\"{}\"", pod_veth(p));
-                s.push_str(&l.replacen("device=\"eth0\"", &d, 1));
-                s.push('\n');
-            }
+            lines.push(l.clone());
+            lines.extend((0..sc.ib).map(|i| l.replacen("device=\"eth0\"", &format!("device=\"ib{i}\""), 1)));
+            lines.extend((0..sc.pods).map(|p| l.replacen("device=\"eth0\"", &format!("device=\"{}\"", pod_veth(p)), 1)));
         }
         for l in &f.disk {
-            s.push_str(l);
-            s.push('\n');
-            for i in 0..sc.nvme {
-                s.push_str(&l.replacen("device=\"vda\"", &format!("device=\"nvme{i}n1\""), 1));
-                s.push('\n');
-            }
+            lines.push(l.clone());
+            lines.extend((0..sc.nvme).map(|i| l.replacen("device=\"vda\"", &format!("device=\"nvme{i}n1\""), 1)));
         }
         for l in &f.fs {
+            lines.push(l.clone());
+            lines.extend((0..sc.pods).map(|p| l.replacen(FS_ROOT, &pod_mount(p), 1)));
+        }
+        in_exporter_order(&mut lines);
+        for l in &lines {
             s.push_str(l);
             s.push('\n');
-            for p in 0..sc.pods {
-                s.push_str(&l.replacen(FS_ROOT, &pod_mount(p), 1));
-                s.push('\n');
-            }
         }
     }
     // Let each node report its own name.
     s.replacen("nodename=\"vm\"", &format!("nodename=\"node-{HOST_MARK}\""), 1)
+}
+
+/// Puts a family's series in the order a real node exporter writes them: Go's client library
+/// sorts the series of each family by their label values, compared as strings in the order of
+/// the label names (which it writes sorted), fewer labels first. So `cpu="10"` comes before
+/// `cpu="2"`, as on a real 192-CPU node. Families whose lines name several samples
+/// (histograms, summaries) are left as they are: there the order is per series, not per line.
+fn in_exporter_order(lines: &mut [String]) {
+    let name = |l: &str| l.split(['{', ' ']).next().unwrap_or("").to_string();
+    if lines.len() < 2 || lines.iter().any(|l| name(l) != name(&lines[0])) {
+        return;
+    }
+    lines.sort_by_cached_key(|l| {
+        let values = label_values(l);
+        (values.len(), values)
+    });
+}
+
+/// The label values of a sample line, unescaped, in the order written.
+fn label_values(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(open) = line.find('{') else { return out };
+    let mut chars = line[open + 1..].chars();
+    loop {
+        // Skip the label name up to its opening quote; stop at the closing brace.
+        let mut found = false;
+        for c in chars.by_ref() {
+            match c {
+                '"' => {
+                    found = true;
+                    break;
+                }
+                '}' => return out,
+                _ => {}
+            }
+        }
+        if !found {
+            return out;
+        }
+        let mut v = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => v.push('\n'),
+                    Some(x) => v.push(x),
+                    None => break,
+                },
+                '"' => break,
+                _ => v.push(c),
+            }
+        }
+        out.push(v);
+    }
 }
 
 /// Scales a real node-exporter capture (with per-CPU series for cpu 0 and 1) to `cpus` CPUs,
@@ -920,6 +956,33 @@ mod tests {
 
     fn kib(n: usize) -> usize {
         n * 1024
+    }
+
+    #[test]
+    fn node_series_come_in_the_order_a_real_exporter_writes_them() {
+        assert_eq!(label_values(r#"m{a="x\"}",b="2\\n",c="3\n"} 1"#), ["x\"}", "2\\n", "3\n"]);
+        let (text, sc) = node_text(&capture(), 192, kib(570)).unwrap();
+        assert!(sc.cpus == 192 && sc.pods > 0);
+        let mut checked = 0;
+        let mut family: Vec<&str> = Vec::new();
+        for line in text.lines().chain(["# end"]) {
+            if line.starts_with('#') {
+                let names: Vec<&str> = family.iter().map(|l| l.split(['{', ' ']).next().unwrap()).collect();
+                if family.len() > 1 && names.iter().all(|n| *n == names[0]) {
+                    let keys: Vec<(usize, Vec<String>)> =
+                        family.iter().map(|l| (label_values(l).len(), label_values(l))).collect();
+                    assert!(keys.windows(2).all(|w| w[0] < w[1]), "family {} out of order", names[0]);
+                    checked += 1;
+                }
+                family.clear();
+            } else {
+                family.push(line);
+            }
+        }
+        assert!(checked > 50, "{checked} families checked");
+        // String order, as Go sorts: cpu 10 before cpu 2.
+        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing"));
+        assert!(at("node_cpu_seconds_total{cpu=\"10\"") < at("node_cpu_seconds_total{cpu=\"2\""));
     }
 
     #[test]
