@@ -134,7 +134,10 @@ impl Budget {
 pub struct Store {
     budget: Budget,
     groups: AHashMap<GroupKey, Group>,
-    index: BTreeMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
+    /// Every stored family by name, then by group: what a scrape reads. Hashed by name (a push
+    /// finds each of its families' slots with one hash instead of a descent through hundreds
+    /// of names); the scrape sorts the names once.
+    index: AHashMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
     deadlines: BTreeSet<(Instant, GroupKey)>,
     bytes: usize,
     next_generation: u64,
@@ -156,7 +159,7 @@ impl Store {
         Store {
             budget,
             groups: AHashMap::new(),
-            index: BTreeMap::new(),
+            index: AHashMap::new(),
             deadlines: BTreeSet::new(),
             bytes: 0,
             next_generation: 1,
@@ -251,36 +254,45 @@ impl Store {
             taken_by: Vec::new(),
             time_labels: Box::default(),
         });
-        // A replacing push takes the group's families; those it pushes again are replaced in
-        // their index slots in place, the rest are taken out of the index afterwards.
-        let mut dropped = match mode {
-            PushMode::Replace => std::mem::take(&mut group.families),
-            PushMode::Merge => BTreeMap::new(),
-        };
-        // Names and HELP texts come shared already (`expo::intern`, when rendered).
-        for f in families {
-            let f = Arc::new(f);
-            group.bytes += f.samples.len();
-            self.bytes += f.samples.len();
-            match self.index.get_mut(&*f.name) {
-                Some(groups) => {
-                    groups.insert(key.clone(), f.clone());
+        // Names and HELP texts come shared already (`expo::intern`, when rendered). Each family
+        // replaces the group's slot in the index in place.
+        match mode {
+            PushMode::Replace => {
+                let old = std::mem::take(&mut group.families);
+                let mut pairs = Vec::with_capacity(families.len());
+                for f in families {
+                    let f = Arc::new(f);
+                    index(&mut self.index, &key, &f);
+                    pairs.push((f.name.clone(), f));
                 }
-                None => {
-                    self.index.insert(f.name.clone(), BTreeMap::from([(key.clone(), f.clone())]));
+                // Sorted and built in one go. (A body naming one family twice is refused by the
+                // parsers; were one to, the last would win here as in the index.)
+                group.families = BTreeMap::from_iter(pairs);
+                let bytes: usize = group.families.values().map(|f| f.samples.len()).sum();
+                self.bytes = self.bytes - group.bytes + bytes;
+                group.bytes = bytes;
+                // The old push's families this one lacks leave the index: one walk of both
+                // name-ordered maps.
+                let mut new = group.families.keys().peekable();
+                for name in old.keys() {
+                    while new.next_if(|n| *n < name).is_some() {}
+                    if new.peek() != Some(&name) {
+                        unindex(&mut self.index, name, &key);
+                    }
                 }
             }
-            let before = dropped.remove(&*f.name);
-            // (A body naming one family twice is refused by the parsers; counts stay right anyway.)
-            for old in before.into_iter().chain(group.families.insert(f.name.clone(), f)) {
-                group.bytes -= old.samples.len();
-                self.bytes -= old.samples.len();
+            PushMode::Merge => {
+                for f in families {
+                    let f = Arc::new(f);
+                    index(&mut self.index, &key, &f);
+                    group.bytes += f.samples.len();
+                    self.bytes += f.samples.len();
+                    if let Some(old) = group.families.insert(f.name.clone(), f) {
+                        group.bytes -= old.samples.len();
+                        self.bytes -= old.samples.len();
+                    }
+                }
             }
-        }
-        for (name, old) in dropped {
-            group.bytes -= old.samples.len();
-            self.bytes -= old.samples.len();
-            unindex(&mut self.index, &name, &key);
         }
         group.push_time = now;
         group.generation = generation;
@@ -344,7 +356,7 @@ impl Store {
         let _ = self.registry.replace(&removed, &[]);
         drop(removed);
         self.groups = AHashMap::new();
-        self.index = BTreeMap::new();
+        self.index = AHashMap::new();
         self.deadlines = BTreeSet::new();
         self.bytes = 0;
         self.taken = 0;
@@ -383,6 +395,7 @@ impl Store {
                 families.push(chunks);
             }
         }
+        families.sort_unstable_by(|a, b| a[0].name.cmp(&b[0].name));
         let clear = self
             .groups
             .values()
@@ -511,7 +524,23 @@ pub struct RestoredGroup {
     pub taken_by: Vec<Box<str>>,
 }
 
-fn unindex(index: &mut BTreeMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>, name: &str, key: &GroupKey) {
+/// Puts `f` in the index slot of its name and `key`'s group.
+fn index(
+    index: &mut AHashMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
+    key: &GroupKey,
+    f: &Arc<RenderedFamily>,
+) {
+    match index.get_mut(&*f.name) {
+        Some(groups) => {
+            groups.insert(key.clone(), f.clone());
+        }
+        None => {
+            index.insert(f.name.clone(), BTreeMap::from([(key.clone(), f.clone())]));
+        }
+    }
+}
+
+fn unindex(index: &mut AHashMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>, name: &str, key: &GroupKey) {
     if let Some(groups) = index.get_mut(name) {
         groups.remove(key);
         if groups.is_empty() {

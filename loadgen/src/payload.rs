@@ -557,7 +557,8 @@ fn render_node(fams: &[NodeFam], sc: &NodeScale) -> String {
         for l in &f.net {
             lines.push(l.clone());
             lines.extend((0..sc.ib).map(|i| l.replacen("device=\"eth0\"", &format!("device=\"ib{i}\""), 1)));
-            lines.extend((0..sc.pods).map(|p| l.replacen("device=\"eth0\"", &format!("device=\"{}\"", pod_veth(p)), 1)));
+            lines
+                .extend((0..sc.pods).map(|p| l.replacen("device=\"eth0\"", &format!("device=\"{}\"", pod_veth(p)), 1)));
         }
         for l in &f.disk {
             lines.push(l.clone());
