@@ -455,7 +455,7 @@ impl Store {
             f.help = f.help.map(|h| intern(&h));
             let f = Arc::new(f);
             group.bytes += f.samples.len();
-            self.index.entry(f.name.clone()).or_default().insert(key.clone(), f.clone());
+            index(&mut self.index, &key, &f);
             group.families.insert(f.name.clone(), f);
         }
         self.bytes += group.bytes;
@@ -503,9 +503,7 @@ impl Store {
             });
             match self.index.get_mut(name).and_then(|groups| groups.get_mut(key)) {
                 Some(slot) => *slot = f,
-                None => {
-                    self.index.entry(f.name.clone()).or_default().insert(key.clone(), f);
-                }
+                None => index(&mut self.index, key, &f),
             }
         }
     }
