@@ -55,6 +55,18 @@ pub struct Group {
     /// The label set of the two push-time gauges, `{...}` as rendered (the grouping labels,
     /// `instance=""` added when absent); empty until first rendered.
     time_labels: Box<[u8]>,
+    /// The group's rendered `push_time_seconds` and `push_failure_time_seconds`. Every group
+    /// has both, so they are not in the index: a scrape takes them from here in key order
+    /// ([`Store::snapshot`]), and a push rewrites its push time without an ordered lookup.
+    times: [Option<Arc<RenderedFamily>>; 2],
+}
+
+/// Which of a group's push-time gauges changed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Times {
+    Push,
+    Failure,
+    Both,
 }
 
 /// What a scrape needs from one shard: its families in name order, each with its groups'
@@ -138,6 +150,11 @@ pub struct Store {
     /// finds each of its families' slots with one hash instead of a descent through hundreds
     /// of names); the scrape sorts the names once.
     index: AHashMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
+    /// Every group's key in order: the scrape order of the two push-time gauges. Changes only
+    /// when a group comes or goes.
+    order: BTreeSet<GroupKey>,
+    /// The push-time gauges' names and HELP texts, one shared copy each.
+    time_names: [(Arc<str>, Arc<str>); 2],
     deadlines: BTreeSet<(Instant, GroupKey)>,
     bytes: usize,
     next_generation: u64,
@@ -160,6 +177,11 @@ impl Store {
             budget,
             groups: AHashMap::new(),
             index: AHashMap::new(),
+            order: BTreeSet::new(),
+            time_names: [
+                (intern(PUSH_TIME), intern(PUSH_TIME_HELP)),
+                (intern(PUSH_FAILURE_TIME), intern(PUSH_FAILURE_TIME_HELP)),
+            ],
             deadlines: BTreeSet::new(),
             bytes: 0,
             next_generation: 1,
@@ -222,52 +244,69 @@ impl Store {
             self.record_failure(&key, now);
             return Err(PushError::StoreFull { limit: self.budget.bytes });
         }
-        let old = self.groups.get(&key);
-        let removed: Vec<(Arc<str>, MetricType)> = match (old, mode) {
-            (None, _) => Vec::new(),
-            (Some(g), PushMode::Replace) => g.families.values().map(|f| (f.name.clone(), f.mtype)).collect(),
-            (Some(g), PushMode::Merge) => {
-                families.iter().filter_map(|f| g.families.get(&f.name).map(|o| (o.name.clone(), o.mtype))).collect()
-            }
+        // What the group holds afterwards: for a replace, the new family map (sorted and built
+        // in one go; a body naming one family twice is refused by the parsers, were one to the
+        // last would win here as in the index).
+        let families: Vec<Arc<RenderedFamily>> = families.into_iter().map(Arc::new).collect();
+        let replacement: Option<BTreeMap<Arc<str>, Arc<RenderedFamily>>> = match mode {
+            PushMode::Replace => Some(families.iter().map(|f| (f.name.clone(), f.clone())).collect()),
+            PushMode::Merge => None,
         };
-        let removed_refs: Vec<(&str, MetricType)> = removed.iter().map(|(n, t)| (&**n, *t)).collect();
-        let added: Vec<(&str, MetricType)> = families.iter().map(|f| (&*f.name, f.mtype)).collect();
-        if let Err(e) = self.registry.replace(&removed_refs, &added) {
-            self.record_failure(&key, now);
-            return Err(PushError::Conflict(e));
+        // The registry changes only when the group's set of (family, type) does: a group pushed
+        // again with the families it holds, the usual case, skips it (and its lock).
+        let unchanged = match (old, &replacement) {
+            (None, _) => families.is_empty(),
+            (Some(g), Some(new)) => {
+                new.len() == g.families.len()
+                    && new.iter().zip(&g.families).all(|((n, f), (o, of))| n == o && f.mtype == of.mtype)
+            }
+            (Some(g), None) => families.iter().all(|f| g.families.get(&f.name).is_some_and(|o| o.mtype == f.mtype)),
+        };
+        if !unchanged {
+            let removed: Vec<(&str, MetricType)> = match (old, mode) {
+                (None, _) => Vec::new(),
+                (Some(g), PushMode::Replace) => g.families.values().map(|f| (&*f.name, f.mtype)).collect(),
+                (Some(g), PushMode::Merge) => {
+                    families.iter().filter_map(|f| g.families.get(&f.name).map(|o| (&*o.name, o.mtype))).collect()
+                }
+            };
+            let added: Vec<(&str, MetricType)> = families.iter().map(|f| (&*f.name, f.mtype)).collect();
+            if let Err(e) = self.registry.replace(&removed, &added) {
+                self.record_failure(&key, now);
+                return Err(PushError::Conflict(e));
+            }
         }
-        drop(added);
-        drop(removed_refs);
         self.version += 1;
         let generation = self.next_generation;
         self.next_generation += 1;
-        let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
-            key: key.clone(),
-            families: BTreeMap::new(),
-            push_time: 0.0,
-            failure_time: 0.0,
-            bytes: 0,
-            lifecycle: life.lifecycle,
-            ttl: life.ttl,
-            deadline: None,
-            generation,
-            taken_by: Vec::new(),
-            time_labels: Box::default(),
-        });
+        let group = match self.groups.get_mut(&key) {
+            Some(g) => g,
+            None => {
+                self.order.insert(key.clone());
+                self.groups.entry(key.clone()).or_insert_with(|| Group {
+                    key: key.clone(),
+                    families: BTreeMap::new(),
+                    push_time: 0.0,
+                    failure_time: 0.0,
+                    bytes: 0,
+                    lifecycle: life.lifecycle,
+                    ttl: life.ttl,
+                    deadline: None,
+                    generation,
+                    taken_by: Vec::new(),
+                    time_labels: Box::default(),
+                    times: [None, None],
+                })
+            }
+        };
         // Names and HELP texts come shared already (`expo::intern`, when rendered). Each family
         // replaces the group's slot in the index in place.
-        match mode {
-            PushMode::Replace => {
-                let old = std::mem::take(&mut group.families);
-                let mut pairs = Vec::with_capacity(families.len());
-                for f in families {
-                    let f = Arc::new(f);
-                    index(&mut self.index, &key, &f);
-                    pairs.push((f.name.clone(), f));
-                }
-                // Sorted and built in one go. (A body naming one family twice is refused by the
-                // parsers; were one to, the last would win here as in the index.)
-                group.families = BTreeMap::from_iter(pairs);
+        for f in &families {
+            index(&mut self.index, &key, f);
+        }
+        match replacement {
+            Some(new) => {
+                let old = std::mem::replace(&mut group.families, new);
                 let bytes: usize = group.families.values().map(|f| f.samples.len()).sum();
                 self.bytes = self.bytes - group.bytes + bytes;
                 group.bytes = bytes;
@@ -281,10 +320,8 @@ impl Store {
                     }
                 }
             }
-            PushMode::Merge => {
+            None => {
                 for f in families {
-                    let f = Arc::new(f);
-                    index(&mut self.index, &key, &f);
                     group.bytes += f.samples.len();
                     self.bytes += f.samples.len();
                     if let Some(old) = group.families.insert(f.name.clone(), f) {
@@ -313,7 +350,7 @@ impl Store {
         if let Some(d) = deadline {
             self.deadlines.insert((d, key.clone()));
         }
-        self.render_times(&key);
+        render_times(group, &self.time_names, Times::Push);
         Ok(())
     }
 
@@ -322,7 +359,7 @@ impl Store {
         if let Some(g) = self.groups.get_mut(key) {
             g.failure_time = now;
             self.version += 1;
-            self.render_times(key);
+            render_times(g, &self.time_names, Times::Failure);
         }
     }
 
@@ -335,8 +372,7 @@ impl Store {
         for name in g.families.keys() {
             unindex(&mut self.index, name, key);
         }
-        unindex(&mut self.index, PUSH_TIME, key);
-        unindex(&mut self.index, PUSH_FAILURE_TIME, key);
+        self.order.remove(key);
         if let Some(d) = g.deadline {
             self.deadlines.remove(&(d, key.clone()));
         }
@@ -357,6 +393,7 @@ impl Store {
         drop(removed);
         self.groups = AHashMap::new();
         self.index = AHashMap::new();
+        self.order = BTreeSet::new();
         self.deadlines = BTreeSet::new();
         self.bytes = 0;
         self.taken = 0;
@@ -384,10 +421,9 @@ impl Store {
 
     /// A snapshot for `scraper`: clear groups it already took are left out.
     pub fn snapshot(&self, scraper: &str) -> ShardSnapshot {
-        let hide = |key: &GroupKey| {
-            self.taken > 0 && self.groups.get(key).is_some_and(|g| g.taken_by.iter().any(|s| &**s == scraper))
-        };
-        let mut families = Vec::with_capacity(self.index.len());
+        let taken = |g: &Group| g.taken_by.iter().any(|s| &**s == scraper);
+        let hide = |key: &GroupKey| self.taken > 0 && self.groups.get(key).is_some_and(taken);
+        let mut families = Vec::with_capacity(self.index.len() + 2);
         for groups in self.index.values() {
             let chunks: Vec<Arc<RenderedFamily>> =
                 groups.iter().filter(|(k, _)| !hide(k)).map(|(_, f)| f.clone()).collect();
@@ -395,6 +431,16 @@ impl Store {
                 families.push(chunks);
             }
         }
+        let mut times = [Vec::with_capacity(self.order.len()), Vec::with_capacity(self.order.len())];
+        for g in self.order.iter().filter_map(|k| self.groups.get(k)) {
+            if self.taken > 0 && taken(g) {
+                continue;
+            }
+            for (out, f) in times.iter_mut().zip(&g.times) {
+                out.extend(f.iter().cloned());
+            }
+        }
+        families.extend(times.into_iter().filter(|t| !t.is_empty()));
         families.sort_unstable_by(|a, b| a[0].name.cmp(&b[0].name));
         let clear = self
             .groups
@@ -449,6 +495,7 @@ impl Store {
             generation,
             taken_by: r.taken_by,
             time_labels: Box::default(),
+            times: [None, None],
         };
         for mut f in r.families {
             f.name = intern(&f.name);
@@ -465,47 +512,10 @@ impl Store {
         if let Some(d) = deadline {
             self.deadlines.insert((d, key.clone()));
         }
-        self.groups.insert(key.clone(), group);
-        self.render_times(&key);
+        render_times(&mut group, &self.time_names, Times::Both);
+        self.order.insert(key.clone());
+        self.groups.insert(key, group);
         true
-    }
-
-    /// Renders the group's `push_time_seconds` and `push_failure_time_seconds` after a push
-    /// or a failed one. This runs on every push, so the label set is rendered once per group
-    /// (through [`FamilyRenderer`], as any pushed sample) and reused; the index slots are
-    /// updated in place.
-    fn render_times(&mut self, key: &GroupKey) {
-        let Some(g) = self.groups.get_mut(key) else { return };
-        if g.time_labels.is_empty() {
-            let injected = key.injected();
-            let mut r = FamilyRenderer::new(&injected, 128);
-            r.sample(PUSH_TIME.as_bytes(), &mut [], b"0", SampleRole::Plain, 0).expect("gauge without labels renders");
-            let f = r.finish(PUSH_TIME.as_bytes(), MetricType::Gauge, None).expect("one series");
-            // `push_time_seconds{...} 0\n`
-            g.time_labels = f.samples[PUSH_TIME.len()..f.samples.len() - 3].into();
-        }
-        for (name, help, value) in
-            [(PUSH_TIME, PUSH_TIME_HELP, g.push_time), (PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, g.failure_time)]
-        {
-            let v = format_float(value);
-            let mut line = Vec::with_capacity(name.len() + g.time_labels.len() + v.len() + 2);
-            line.extend_from_slice(name.as_bytes());
-            line.extend_from_slice(&g.time_labels);
-            line.push(b' ');
-            line.extend_from_slice(v.as_bytes());
-            line.push(b'\n');
-            let f = Arc::new(RenderedFamily {
-                name: intern(name),
-                mtype: MetricType::Gauge,
-                help: Some(intern(help)),
-                samples: line.into(),
-                series: 1,
-            });
-            match self.index.get_mut(name).and_then(|groups| groups.get_mut(key)) {
-                Some(slot) => *slot = f,
-                None => index(&mut self.index, key, &f),
-            }
-        }
     }
 }
 
@@ -520,6 +530,42 @@ pub struct RestoredGroup {
     /// Unix time at which the group expires, if it does.
     pub expires_at: Option<f64>,
     pub taken_by: Vec<Box<str>>,
+}
+
+/// Renders a group's `push_time_seconds` and `push_failure_time_seconds`, those `which` names
+/// and any not rendered yet, after a push, a failed one or a restore. This runs on every push,
+/// so the label set is rendered once per group (through [`FamilyRenderer`], as any pushed
+/// sample) and reused.
+fn render_times(g: &mut Group, names: &[(Arc<str>, Arc<str>); 2], which: Times) {
+    if g.time_labels.is_empty() {
+        let injected = g.key.injected();
+        let mut r = FamilyRenderer::new(&injected, 128);
+        r.sample(PUSH_TIME.as_bytes(), &mut [], b"0", SampleRole::Plain, 0).expect("gauge without labels renders");
+        let f = r.finish(PUSH_TIME.as_bytes(), MetricType::Gauge, None).expect("one series");
+        // `push_time_seconds{...} 0\n`
+        g.time_labels = f.samples[PUSH_TIME.len()..f.samples.len() - 3].into();
+    }
+    let wanted = [which != Times::Failure, which != Times::Push];
+    for (i, ((name, help), value)) in names.iter().zip([g.push_time, g.failure_time]).enumerate() {
+        if !wanted[i] && g.times[i].is_some() {
+            continue;
+        }
+        let mut v = FloatText::default();
+        let v = v.format(value);
+        let mut line = Vec::with_capacity(name.len() + g.time_labels.len() + v.len() + 2);
+        line.extend_from_slice(name.as_bytes());
+        line.extend_from_slice(&g.time_labels);
+        line.push(b' ');
+        line.extend_from_slice(v);
+        line.push(b'\n');
+        g.times[i] = Some(Arc::new(RenderedFamily {
+            name: name.clone(),
+            mtype: MetricType::Gauge,
+            help: Some(help.clone()),
+            samples: line.into(),
+            series: 1,
+        }));
+    }
 }
 
 /// Puts `f` in the index slot of its name and `key`'s group.
@@ -549,12 +595,43 @@ fn unindex(index: &mut AHashMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>
 
 /// Formats a float as the exposition format reads it back exactly.
 pub fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else {
-        format!("{v}")
+    let mut t = FloatText::default();
+    String::from_utf8_lossy(t.format(v)).into_owned()
+}
+
+/// Room to format one float as [`format_float`] does, without a heap allocation. Rust's
+/// shortest round-trip form never uses an exponent: the longest is the smallest negative subnormal, 326 bytes.
+struct FloatText {
+    buf: [u8; 400],
+    len: usize,
+}
+
+impl Default for FloatText {
+    fn default() -> FloatText {
+        FloatText { buf: [0; 400], len: 0 }
+    }
+}
+
+impl std::fmt::Write for FloatText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl FloatText {
+    fn format(&mut self, v: f64) -> &[u8] {
+        use std::fmt::Write;
+        self.len = 0;
+        if v.is_nan() {
+            return b"NaN";
+        } else if v.is_infinite() {
+            return if v > 0.0 { b"+Inf" } else { b"-Inf" };
+        }
+        write!(self, "{v}").expect("an f64 fits");
+        &self.buf[..self.len]
     }
 }
 
@@ -643,6 +720,101 @@ mod tests {
         assert_eq!(s.registry.len(), 3);
         assert!(s.delete(&a) && s.delete(&b));
         assert_eq!((s.bytes(), s.registry.len()), (0, 0));
-        assert!(s.index.keys().all(|n| n.starts_with("push_")), "{:?}", s.index.keys().collect::<Vec<_>>());
+        assert!(s.index.is_empty(), "{:?}", s.index.keys().collect::<Vec<_>>());
+        assert!(s.order.is_empty());
+    }
+
+    /// A scrape's view of one family: each group's bytes, in the order the snapshot lists them.
+    fn scraped(snap: &ShardSnapshot, name: &str) -> Vec<String> {
+        let fam = snap.families.iter().find(|f| &*f[0].name == name);
+        fam.map(|f| f.iter().map(|c| String::from_utf8_lossy(&c.samples).into_owned()).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn push_times_are_scraped_in_key_order_and_a_push_rewrites_only_its_own() {
+        let registry = Arc::new(Registry::default());
+        let mut s = Store::new(registry.clone(), Duration::from_secs(60));
+        let life = Life { lifecycle: Lifecycle::Persistent, ttl: Duration::ZERO };
+        let jobs = ["b", "a", "c"];
+        let keys: Vec<GroupKey> = jobs.iter().map(|j| GroupKey::from_path(&format!("job/{j}")).unwrap()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let fams = vec![family("x", "h", &format!("x{{job=\"{}\"}} 1\n", jobs[i]))];
+            s.push(k.clone(), fams, PushMode::Replace, 100.0 + i as f64, life, Instant::now()).unwrap();
+        }
+        let snap = s.snapshot("");
+        let names: Vec<&str> = snap.families.iter().map(|f| &*f[0].name).collect();
+        assert_eq!(names, ["push_failure_time_seconds", "push_time_seconds", "x"]);
+        assert_eq!(
+            scraped(&snap, PUSH_TIME),
+            [
+                "push_time_seconds{instance=\"\",job=\"a\"} 101\n",
+                "push_time_seconds{instance=\"\",job=\"b\"} 100\n",
+                "push_time_seconds{instance=\"\",job=\"c\"} 102\n"
+            ]
+        );
+        assert_eq!(scraped(&snap, PUSH_FAILURE_TIME)[0], "push_failure_time_seconds{instance=\"\",job=\"a\"} 0\n");
+        let (a, b) = (&keys[1], &keys[0]);
+        let held = |s: &Store, k: &GroupKey| s.get(k).unwrap().times.clone().map(Option::unwrap);
+        let before = [held(&s, a), held(&s, b)];
+        // A push rewrites its group's push time; its failure time and every other group's stay
+        // the very same rendered family.
+        s.push(a.clone(), vec![family("x", "h", "x{job=\"a\"} 2\n")], PushMode::Replace, 200.5, life, Instant::now())
+            .unwrap();
+        let after = [held(&s, a), held(&s, b)];
+        assert!(!Arc::ptr_eq(&after[0][0], &before[0][0]) && Arc::ptr_eq(&after[0][1], &before[0][1]));
+        assert!(Arc::ptr_eq(&after[1][0], &before[1][0]) && Arc::ptr_eq(&after[1][1], &before[1][1]));
+        // A failed push rewrites only the failure time.
+        s.record_failure(a, 300.25);
+        let failed = held(&s, a);
+        assert!(Arc::ptr_eq(&failed[0], &after[0][0]) && !Arc::ptr_eq(&failed[1], &after[0][1]));
+        let snap = s.snapshot("");
+        assert_eq!(scraped(&snap, PUSH_TIME)[0], "push_time_seconds{instance=\"\",job=\"a\"} 200.5\n");
+        assert_eq!(scraped(&snap, PUSH_FAILURE_TIME)[0], "push_failure_time_seconds{instance=\"\",job=\"a\"} 300.25\n");
+        assert_eq!(scraped(&snap, "x"), ["x{job=\"a\"} 2\n", "x{job=\"b\"} 1\n", "x{job=\"c\"} 1\n"]);
+        // The same family set again does not touch the registry; a new set does, and a
+        // conflicting one is refused with the group left as it was.
+        assert_eq!(registry.len(), 1);
+        s.push(b.clone(), vec![family("y", "h", "y 1\n")], PushMode::Replace, 400.0, life, Instant::now()).unwrap();
+        assert_eq!(registry.len(), 2);
+        let mut counter = family("x", "h", "x 1\n");
+        counter.mtype = MetricType::Counter;
+        let e = s.push(b.clone(), vec![counter], PushMode::Replace, 500.0, life, Instant::now()).unwrap_err();
+        assert!(matches!(e, PushError::Conflict(_)), "{e:?}");
+        assert_eq!(scraped(&s.snapshot(""), "y"), ["y 1\n"]);
+        assert_eq!(s.get(b).unwrap().failure_time, 500.0);
+        // A deleted group leaves the push-time families too.
+        for k in &keys {
+            assert!(s.delete(k));
+        }
+        assert!(s.snapshot("").families.is_empty());
+        assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn floats_format_without_the_heap_as_they_did_with_it() {
+        for v in [
+            0.0,
+            -0.0,
+            1.5,
+            1795358491.814976,
+            1e21,
+            1e-7,
+            f64::MAX,
+            f64::MIN,
+            5e-324,
+            -5e-324,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            let want = if v.is_nan() {
+                "NaN".to_string()
+            } else if v.is_infinite() {
+                if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+            } else {
+                format!("{v}")
+            };
+            assert_eq!(format_float(v), want);
+        }
     }
 }
