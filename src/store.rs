@@ -61,6 +61,24 @@ pub struct Group {
     times: [Option<Arc<RenderedFamily>>; 2],
 }
 
+/// A push's families as the group will hold them: for a replace, the group's new family map
+/// (sorted and built in one go; a body naming one family twice is refused by the parsers, were
+/// one to the last would win here as in the index); for a merge, the families to put in.
+enum Incoming {
+    Replace(BTreeMap<Arc<str>, Arc<RenderedFamily>>),
+    Merge(Vec<Arc<RenderedFamily>>),
+}
+
+impl Incoming {
+    fn iter(&self) -> impl Iterator<Item = &Arc<RenderedFamily>> {
+        let (replace, merge) = match self {
+            Incoming::Replace(m) => (Some(m.values()), None),
+            Incoming::Merge(v) => (None, Some(v.iter())),
+        };
+        replace.into_iter().flatten().chain(merge.into_iter().flatten())
+    }
+}
+
 /// Which of a group's push-time gauges changed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Times {
@@ -244,33 +262,39 @@ impl Store {
             self.record_failure(&key, now);
             return Err(PushError::StoreFull { limit: self.budget.bytes });
         }
-        // What the group holds afterwards: for a replace, the new family map (sorted and built
-        // in one go; a body naming one family twice is refused by the parsers, were one to the
-        // last would win here as in the index).
-        let families: Vec<Arc<RenderedFamily>> = families.into_iter().map(Arc::new).collect();
-        let replacement: Option<BTreeMap<Arc<str>, Arc<RenderedFamily>>> = match mode {
-            PushMode::Replace => Some(families.iter().map(|f| (f.name.clone(), f.clone())).collect()),
-            PushMode::Merge => None,
+        let incoming = match mode {
+            PushMode::Replace => Incoming::Replace(
+                families
+                    .into_iter()
+                    .map(|f| {
+                        let f = Arc::new(f);
+                        (f.name.clone(), f)
+                    })
+                    .collect(),
+            ),
+            PushMode::Merge => Incoming::Merge(families.into_iter().map(Arc::new).collect()),
         };
         // The registry changes only when the group's set of (family, type) does: a group pushed
         // again with the families it holds, the usual case, skips it (and its lock).
-        let unchanged = match (old, &replacement) {
-            (None, _) => families.is_empty(),
-            (Some(g), Some(new)) => {
+        let unchanged = match (old, &incoming) {
+            (None, _) => incoming.iter().next().is_none(),
+            (Some(g), Incoming::Replace(new)) => {
                 new.len() == g.families.len()
                     && new.iter().zip(&g.families).all(|((n, f), (o, of))| n == o && f.mtype == of.mtype)
             }
-            (Some(g), None) => families.iter().all(|f| g.families.get(&f.name).is_some_and(|o| o.mtype == f.mtype)),
+            (Some(g), Incoming::Merge(new)) => {
+                new.iter().all(|f| g.families.get(&f.name).is_some_and(|o| o.mtype == f.mtype))
+            }
         };
         if !unchanged {
-            let removed: Vec<(&str, MetricType)> = match (old, mode) {
+            let removed: Vec<(&str, MetricType)> = match (old, &incoming) {
                 (None, _) => Vec::new(),
-                (Some(g), PushMode::Replace) => g.families.values().map(|f| (&*f.name, f.mtype)).collect(),
-                (Some(g), PushMode::Merge) => {
-                    families.iter().filter_map(|f| g.families.get(&f.name).map(|o| (&*o.name, o.mtype))).collect()
+                (Some(g), Incoming::Replace(_)) => g.families.values().map(|f| (&*f.name, f.mtype)).collect(),
+                (Some(g), Incoming::Merge(new)) => {
+                    new.iter().filter_map(|f| g.families.get(&f.name).map(|o| (&*o.name, o.mtype))).collect()
                 }
             };
-            let added: Vec<(&str, MetricType)> = families.iter().map(|f| (&*f.name, f.mtype)).collect();
+            let added: Vec<(&str, MetricType)> = incoming.iter().map(|f| (&*f.name, f.mtype)).collect();
             if let Err(e) = self.registry.replace(&removed, &added) {
                 self.record_failure(&key, now);
                 return Err(PushError::Conflict(e));
@@ -301,11 +325,11 @@ impl Store {
         };
         // Names and HELP texts come shared already (`expo::intern`, when rendered). Each family
         // replaces the group's slot in the index in place.
-        for f in &families {
+        for f in incoming.iter() {
             index(&mut self.index, &key, f);
         }
-        match replacement {
-            Some(new) => {
+        match incoming {
+            Incoming::Replace(new) => {
                 let old = std::mem::replace(&mut group.families, new);
                 let bytes: usize = group.families.values().map(|f| f.samples.len()).sum();
                 self.bytes = self.bytes - group.bytes + bytes;
@@ -320,8 +344,8 @@ impl Store {
                     }
                 }
             }
-            None => {
-                for f in families {
+            Incoming::Merge(new) => {
+                for f in new {
                     group.bytes += f.samples.len();
                     self.bytes += f.samples.len();
                     if let Some(old) = group.families.insert(f.name.clone(), f) {
@@ -575,9 +599,13 @@ fn index(
     f: &Arc<RenderedFamily>,
 ) {
     match index.get_mut(&*f.name) {
-        Some(groups) => {
-            groups.insert(key.clone(), f.clone());
-        }
+        // A group pushed again finds its slot: no key copy made and dropped.
+        Some(groups) => match groups.get_mut(key) {
+            Some(slot) => *slot = f.clone(),
+            None => {
+                groups.insert(key.clone(), f.clone());
+            }
+        },
         None => {
             index.insert(f.name.clone(), BTreeMap::from([(key.clone(), f.clone())]));
         }
