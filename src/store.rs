@@ -1,10 +1,12 @@
 //! One shard's groups. Owned by exactly one executor thread: no lock, only `&mut self`.
 //!
-//! Views of the same `Arc`ed rendered families are kept in step:
-//! - `groups`: grouping key -> the group's families, push times and lifecycle;
-//! - `index`: family name -> grouping key -> rendered family (scrape order: families sorted
-//!   by name, groups sorted by key within a family);
+//! What it keeps:
+//! - `groups`: grouping key -> the group's families (by name), push times and lifecycle;
+//! - `order`: every grouping key, sorted: a scrape lists each family's groups in this order;
 //! - `deadlines`: the ordered expiry index of ttl groups and of clear groups nobody took.
+//!
+//! There is no index by family name: a push only swaps its group's family map, and a scrape
+//! gathers each family's chunks by walking the groups in key order ([`Store::snapshot`]).
 //!
 //! A scrape takes a [`ShardSnapshot`] (reference counts, no byte copies) between two pushes,
 //! so it sees every group either wholly before or wholly after any change.
@@ -164,11 +166,7 @@ impl Budget {
 pub struct Store {
     budget: Budget,
     groups: AHashMap<GroupKey, Group>,
-    /// Every stored family by name, then by group: what a scrape reads. Hashed by name (a push
-    /// finds each of its families' slots with one hash instead of a descent through hundreds
-    /// of names); the scrape sorts the names once.
-    index: AHashMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
-    /// Every group's key in order: the scrape order of the two push-time gauges. Changes only
+    /// Every group's key in order: the order of each family's groups in a scrape. Changes only
     /// when a group comes or goes.
     order: BTreeSet<GroupKey>,
     /// The push-time gauges' names and HELP texts, one shared copy each.
@@ -194,7 +192,6 @@ impl Store {
         Store {
             budget,
             groups: AHashMap::new(),
-            index: AHashMap::new(),
             order: BTreeSet::new(),
             time_names: [
                 (intern(PUSH_TIME), intern(PUSH_TIME_HELP)),
@@ -323,26 +320,13 @@ impl Store {
                 })
             }
         };
-        // Names and HELP texts come shared already (`expo::intern`, when rendered). Each family
-        // replaces the group's slot in the index in place.
-        for f in incoming.iter() {
-            index(&mut self.index, &key, f);
-        }
+        // Names and HELP texts come shared already (`expo::intern`, when rendered).
         match incoming {
             Incoming::Replace(new) => {
-                let old = std::mem::replace(&mut group.families, new);
-                let bytes: usize = group.families.values().map(|f| f.samples.len()).sum();
+                let bytes: usize = new.values().map(|f| f.samples.len()).sum();
                 self.bytes = self.bytes - group.bytes + bytes;
                 group.bytes = bytes;
-                // The old push's families this one lacks leave the index: one walk of both
-                // name-ordered maps.
-                let mut new = group.families.keys().peekable();
-                for name in old.keys() {
-                    while new.next_if(|n| *n < name).is_some() {}
-                    if new.peek() != Some(&name) {
-                        unindex(&mut self.index, name, &key);
-                    }
-                }
+                group.families = new;
             }
             Incoming::Merge(new) => {
                 for f in new {
@@ -393,9 +377,6 @@ impl Store {
         let removed: Vec<(&str, MetricType)> = g.families.values().map(|f| (&*f.name, f.mtype)).collect();
         // Removing never conflicts.
         let _ = self.registry.replace(&removed, &[]);
-        for name in g.families.keys() {
-            unindex(&mut self.index, name, key);
-        }
         self.order.remove(key);
         if let Some(d) = g.deadline {
             self.deadlines.remove(&(d, key.clone()));
@@ -416,7 +397,6 @@ impl Store {
         let _ = self.registry.replace(&removed, &[]);
         drop(removed);
         self.groups = AHashMap::new();
-        self.index = AHashMap::new();
         self.order = BTreeSet::new();
         self.deadlines = BTreeSet::new();
         self.bytes = 0;
@@ -446,24 +426,40 @@ impl Store {
     /// A snapshot for `scraper`: clear groups it already took are left out.
     pub fn snapshot(&self, scraper: &str) -> ShardSnapshot {
         let taken = |g: &Group| g.taken_by.iter().any(|s| &**s == scraper);
-        let hide = |key: &GroupKey| self.taken > 0 && self.groups.get(key).is_some_and(taken);
-        let mut families = Vec::with_capacity(self.index.len() + 2);
-        for groups in self.index.values() {
-            let chunks: Vec<Arc<RenderedFamily>> =
-                groups.iter().filter(|(k, _)| !hide(k)).map(|(_, f)| f.clone()).collect();
-            if !chunks.is_empty() {
-                families.push(chunks);
-            }
-        }
+        // Each family's chunks, gathered group by group in key order into one list per name.
+        // Groups pushed by the same kind of client hold the same families, so the list the
+        // previous group's i-th family went to is tried first; a name not seen there is
+        // looked up by hash.
+        let mut lists: Vec<Vec<Arc<RenderedFamily>>> = Vec::new();
+        let mut by_name: AHashMap<&str, usize> = AHashMap::new();
+        let mut hint: Vec<(&str, usize)> = Vec::new();
         let mut times = [Vec::with_capacity(self.order.len()), Vec::with_capacity(self.order.len())];
         for g in self.order.iter().filter_map(|k| self.groups.get(k)) {
             if self.taken > 0 && taken(g) {
                 continue;
             }
+            for (i, f) in g.families.values().enumerate() {
+                let list = match hint.get(i) {
+                    Some(&(name, list)) if name == &*f.name => list,
+                    _ => {
+                        let list = *by_name.entry(&f.name).or_insert_with(|| {
+                            lists.push(Vec::new());
+                            lists.len() - 1
+                        });
+                        match hint.get_mut(i) {
+                            Some(h) => *h = (&f.name, list),
+                            None => hint.push((&f.name, list)),
+                        }
+                        list
+                    }
+                };
+                lists[list].push(f.clone());
+            }
             for (out, f) in times.iter_mut().zip(&g.times) {
                 out.extend(f.iter().cloned());
             }
         }
+        let mut families = lists;
         families.extend(times.into_iter().filter(|t| !t.is_empty()));
         families.sort_unstable_by(|a, b| a[0].name.cmp(&b[0].name));
         let clear = self
@@ -526,7 +522,6 @@ impl Store {
             f.help = f.help.map(|h| intern(&h));
             let f = Arc::new(f);
             group.bytes += f.samples.len();
-            index(&mut self.index, &key, &f);
             group.families.insert(f.name.clone(), f);
         }
         self.bytes += group.bytes;
@@ -589,35 +584,6 @@ fn render_times(g: &mut Group, names: &[(Arc<str>, Arc<str>); 2], which: Times) 
             samples: line.into(),
             series: 1,
         }));
-    }
-}
-
-/// Puts `f` in the index slot of its name and `key`'s group.
-fn index(
-    index: &mut AHashMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>,
-    key: &GroupKey,
-    f: &Arc<RenderedFamily>,
-) {
-    match index.get_mut(&*f.name) {
-        // A group pushed again finds its slot: no key copy made and dropped.
-        Some(groups) => match groups.get_mut(key) {
-            Some(slot) => *slot = f.clone(),
-            None => {
-                groups.insert(key.clone(), f.clone());
-            }
-        },
-        None => {
-            index.insert(f.name.clone(), BTreeMap::from([(key.clone(), f.clone())]));
-        }
-    }
-}
-
-fn unindex(index: &mut AHashMap<Arc<str>, BTreeMap<GroupKey, Arc<RenderedFamily>>>, name: &str, key: &GroupKey) {
-    if let Some(groups) = index.get_mut(name) {
-        groups.remove(key);
-        if groups.is_empty() {
-            index.remove(name);
-        }
     }
 }
 
@@ -694,9 +660,9 @@ mod tests {
             assert!(Arc::ptr_eq(&f.name, &fams[0].name), "one copy of the name");
             assert!(Arc::ptr_eq(f.help.as_ref().unwrap(), fams[0].help.as_ref().unwrap()), "one copy of the HELP");
         }
-        // The index and the group's map hold the same shared name.
-        let (indexed, _) = s.index.get_key_value("temp").unwrap();
-        assert!(Arc::ptr_eq(indexed, &fams[0].name));
+        // The group's map holds the same shared name as its key.
+        let (held, _) = s.get(&keys[0]).unwrap().families.get_key_value("temp").unwrap();
+        assert!(Arc::ptr_eq(held, &fams[0].name));
         // Bytes and contents are those pushed.
         assert_eq!(&*fams[2].samples, b"temp{instance=\"n2\",job=\"j\"} 2\n");
         // Strings nobody holds any more are let go at the next sweep.
@@ -707,22 +673,15 @@ mod tests {
         assert!(!crate::expo::interned("temp", true) && !crate::expo::interned("Temperature.", false));
     }
 
-    /// Index entries of `key`'s group, by family name, with each family's bytes.
-    fn indexed(s: &Store, key: &GroupKey) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = s
-            .index
-            .iter()
-            .filter(|(name, _)| !name.starts_with("push_"))
-            .filter_map(|(name, groups)| {
-                groups.get(key).map(|f| (name.to_string(), String::from_utf8_lossy(&f.samples).into()))
-            })
-            .collect();
-        out.sort();
-        out
+    /// What a scrape of `s` lists, push-time gauges aside: (family, bytes) in scrape order.
+    fn listed(s: &Store) -> Vec<(String, String)> {
+        let snap = s.snapshot("");
+        let all = snap.families.iter().flatten().filter(|f| !f.name.starts_with("push_"));
+        all.map(|f| (f.name.to_string(), String::from_utf8_lossy(&f.samples).into_owned())).collect()
     }
 
     #[test]
-    fn replace_and_merge_keep_the_index_and_byte_counts_in_step_with_the_groups() {
+    fn replace_and_merge_keep_the_scrape_and_byte_counts_in_step_with_the_groups() {
         let mut s = Store::new(Arc::new(Registry::default()), Duration::from_secs(60));
         let life = Life { lifecycle: Lifecycle::Persistent, ttl: Duration::ZERO };
         let (a, b) = (GroupKey::from_path("job/a").unwrap(), GroupKey::from_path("job/b").unwrap());
@@ -735,12 +694,11 @@ mod tests {
         push(&mut s, &b, &[("y", "y 9\n")], PushMode::Replace);
         // Replace: y is pushed again (its slot replaced), x is gone, z is new.
         push(&mut s, &a, &[("y", "y 22\n"), ("z", "z 3\n")], PushMode::Replace);
-        assert_eq!(indexed(&s, &a), [pair("y", "y 22\n"), pair("z", "z 3\n")]);
-        assert_eq!(indexed(&s, &b), [pair("y", "y 9\n")]);
-        assert!(!s.index.contains_key("x"), "a family no group holds leaves the index");
+        // (Within a family, groups in key order: a before b.)
+        assert_eq!(listed(&s), [pair("y", "y 22\n"), pair("y", "y 9\n"), pair("z", "z 3\n")]);
         // Merge: z replaced, w added, y kept.
         push(&mut s, &a, &[("z", "z 4444\n"), ("w", "w 5\n")], PushMode::Merge);
-        assert_eq!(indexed(&s, &a), [pair("w", "w 5\n"), pair("y", "y 22\n"), pair("z", "z 4444\n")]);
+        assert_eq!(listed(&s), [pair("w", "w 5\n"), pair("y", "y 22\n"), pair("y", "y 9\n"), pair("z", "z 4444\n")]);
         let group_bytes: Vec<usize> = [&a, &b].iter().map(|k| s.get(k).unwrap().bytes).collect();
         assert_eq!(group_bytes, ["w 5\ny 22\nz 4444\n".len(), "y 9\n".len()]);
         assert_eq!(s.bytes(), group_bytes.iter().sum::<usize>());
@@ -748,7 +706,7 @@ mod tests {
         assert_eq!(s.registry.len(), 3);
         assert!(s.delete(&a) && s.delete(&b));
         assert_eq!((s.bytes(), s.registry.len()), (0, 0));
-        assert!(s.index.is_empty(), "{:?}", s.index.keys().collect::<Vec<_>>());
+        assert!(s.snapshot("").families.is_empty());
         assert!(s.order.is_empty());
     }
 
