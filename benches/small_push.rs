@@ -31,8 +31,7 @@ fn body(worker: usize, seq: u64) -> String {
 
 fn bench(c: &mut Criterion) {
     let registry = Arc::new(Registry::default());
-    let mut stores: Vec<Store> =
-        (0..SHARDS).map(|_| Store::new(registry.clone(), Duration::from_secs(3600))).collect();
+    let mut stores: Vec<Store> = (0..SHARDS).map(|_| Store::new(registry.clone(), Duration::from_secs(3600))).collect();
     let life = Life { lifecycle: Lifecycle::Persistent, ttl: Duration::from_secs(300) };
     let paths: Vec<String> = (0..GROUPS).map(|g| format!("job/loadgen_small/instance/g{g:05}")).collect();
     let bodies: Vec<String> = (0..64).map(|w| body(w, 1_234_567 + w as u64)).collect();
