@@ -57,15 +57,15 @@ pub struct Group {
     /// The label set of the two push-time gauges, `{...}` as rendered (the grouping labels,
     /// `instance=""` added when absent); empty until first rendered.
     time_labels: Box<[u8]>,
-    /// The group's rendered `push_time_seconds` and `push_failure_time_seconds`. Every group
-    /// has both, so they are not in the index: a scrape takes them from here in key order
-    /// ([`Store::snapshot`]), and a push rewrites its push time without an ordered lookup.
+    /// The group's rendered `push_time_seconds` and `push_failure_time_seconds`, kept apart
+    /// from `families` (which holds what was pushed); a scrape lists them with the rest
+    /// ([`Store::snapshot`]), and a push rewrites only its push time.
     times: [Option<Arc<RenderedFamily>>; 2],
 }
 
 /// A push's families as the group will hold them: for a replace, the group's new family map
 /// (sorted and built in one go; a body naming one family twice is refused by the parsers, were
-/// one to the last would win here as in the index); for a merge, the families to put in.
+/// one to the last would win); for a merge, the families to put in.
 enum Incoming {
     Replace(BTreeMap<Arc<str>, Arc<RenderedFamily>>),
     Merge(Vec<Arc<RenderedFamily>>),
