@@ -465,7 +465,7 @@ impl Store {
         let clear = self
             .groups
             .values()
-            .filter(|g| g.lifecycle == Lifecycle::Clear && !g.taken_by.iter().any(|s| &**s == scraper))
+            .filter(|g| g.lifecycle == Lifecycle::Clear && !taken(g))
             .map(|g| (g.key.clone(), g.generation))
             .collect();
         ShardSnapshot { families, clear }
