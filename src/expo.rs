@@ -104,22 +104,23 @@ impl Drop for Packed {
     }
 }
 
-/// Rendered buffers of replaced groups, kept by the shard thread that let go of them for the
-/// next pushes it renders. A group's buffer is hundreds of KB, mapped on its own (see
-/// `sys::tune_allocator`); without reuse, every push cycle unmaps each group's old buffer and
-/// maps a new one whose every page faults and is zeroed as the renderer first writes it. A
-/// push cycle replaces groups of the same sizes, so the sizes match. Off (0 bytes) on threads
-/// that did not call [`enable_buffer_reuse`].
-struct Reuse {
-    bufs: Vec<Vec<u8>>,
-    bytes: usize,
-    max: usize,
+// Rendered buffers of replaced groups, kept for the next pushes to render into. A group's
+// buffer is hundreds of KB, mapped on its own (see `sys::tune_allocator`); without reuse,
+// every push cycle unmaps each group's old buffer and maps a new one whose every page faults
+// and is zeroed as the renderer first writes it. A push cycle replaces groups of the same
+// sizes, so the sizes match.
+//
+// A shard thread keeps some itself (no lock). A push is rendered on the shard that read it
+// but replaces its group on the shard that owns the group, and a scrape lets go of the groups
+// it held on its own thread, so buffers also pass through one pool shared by every thread:
+// what a thread lets go of beyond its own pool, and what a shard takes when its own has
+// nothing that fits. Both are off (0 bytes) until [`enable_buffer_reuse`].
+thread_local! {
+    static REUSE: std::cell::RefCell<crate::sys::BufPool> =
+        const { std::cell::RefCell::new(crate::sys::BufPool::new(0)) };
 }
 
-thread_local! {
-    static REUSE: std::cell::RefCell<Reuse> =
-        const { std::cell::RefCell::new(Reuse { bufs: Vec::new(), bytes: 0, max: 0 }) };
-}
+static SHARED_REUSE: std::sync::Mutex<crate::sys::BufPool> = std::sync::Mutex::new(crate::sys::BufPool::new(0));
 
 /// Hands out one shared copy of each family name and HELP text on this thread: a thousand
 /// nodes push the same few hundred families, and one allocation per group and family for each
@@ -178,41 +179,42 @@ pub fn interned(s: &str, sweep: bool) -> bool {
 /// Smaller buffers come from the heap, where freeing and allocating them is cheap already.
 const REUSE_MIN: usize = 128 * 1024;
 
-/// Keeps up to `max_bytes` of rendered buffers on this thread for reuse (shard threads).
-pub fn enable_buffer_reuse(max_bytes: usize) {
-    REUSE.with(|r| r.borrow_mut().max = max_bytes);
+/// Keeps up to `own` bytes of rendered buffers on this thread for reuse (shard threads), and
+/// up to `shared` bytes in the pool every thread shares (the largest limit asked for).
+pub fn enable_buffer_reuse(own: usize, shared: usize) {
+    REUSE.with(|r| r.borrow_mut().set_max(own));
+    let mut s = SHARED_REUSE.lock().unwrap_or_else(|p| p.into_inner());
+    if shared > s.max() {
+        s.set_max(shared);
+    }
 }
 
 /// An empty buffer of at least about `capacity` bytes: a kept one if one fits (it may be up
 /// to a sixteenth smaller: rendering grows it if needed), else a new one.
 fn buffer(capacity: usize) -> Vec<u8> {
     if capacity >= REUSE_MIN {
-        let kept = REUSE.try_with(|r| {
-            let mut r = r.borrow_mut();
-            let v = crate::sys::take_smallest_fitting(&mut r.bufs, capacity - capacity / 16)?;
-            r.bytes -= v.capacity();
-            Some(v)
-        });
-        if let Ok(Some(v)) = kept {
+        let least = capacity - capacity / 16;
+        let own = REUSE.try_with(|r| r.borrow_mut().take(least)).ok().flatten();
+        let kept = own.or_else(|| SHARED_REUSE.lock().unwrap_or_else(|p| p.into_inner()).take(least));
+        if let Some(mut v) = kept {
+            v.clear();
             return v;
         }
     }
     Vec::with_capacity(capacity)
 }
 
-fn give_back(mut v: Vec<u8>) {
+fn give_back(v: Vec<u8>) {
     if v.capacity() < REUSE_MIN {
         return;
     }
     // Not during the thread's teardown, nor re-entered.
-    let _ = REUSE.try_with(|r| {
-        let Ok(mut r) = r.try_borrow_mut() else { return };
-        if r.bytes + v.capacity() <= r.max {
-            v.clear();
-            r.bytes += v.capacity();
-            r.bufs.push(v);
-        }
-    });
+    let v = match REUSE.try_with(|r| r.try_borrow_mut().map(|mut r| r.give(v))) {
+        Ok(Ok(Ok(()))) => return,
+        Ok(Ok(Err(v))) => v,
+        _ => return,
+    };
+    let _ = SHARED_REUSE.lock().unwrap_or_else(|p| p.into_inner()).give(v);
 }
 
 impl Chunk {
@@ -872,11 +874,11 @@ mod tests {
             r.end_family(b"m", MetricType::Gauge, None).unwrap();
             r.into_families()
         };
-        enable_buffer_reuse(4 * REUSE_MIN);
+        enable_buffer_reuse(4 * REUSE_MIN, 0);
         let first = render(20_000);
         let ptr = first[0].samples.as_ptr();
         drop(first);
-        REUSE.with(|r| assert_eq!(r.borrow().bufs.len(), 1, "kept when let go"));
+        REUSE.with(|r| assert_eq!(r.borrow().len(), 1, "kept when let go"));
         let second = render(20_000);
         assert_eq!(second[0].samples.as_ptr(), ptr, "the kept buffer is reused");
         assert_eq!(second[0].series, 20_000);
@@ -889,7 +891,7 @@ mod tests {
         drop(many);
         REUSE.with(|r| {
             let r = r.borrow();
-            assert!(r.bytes <= 4 * REUSE_MIN && r.bytes == r.bufs.iter().map(|b| b.capacity()).sum::<usize>());
+            assert!(r.bytes() <= 4 * REUSE_MIN && r.len() >= 1, "{} bytes in {}", r.bytes(), r.len());
         });
     }
 

@@ -48,29 +48,35 @@ pub struct Request {
 }
 
 /// A request body. One of at least [`Body::POOLED_MIN`] bytes is read into a buffer this
-/// thread had already used for an earlier body, and goes back to it when dropped: a body of
-/// an exporter push is hundreds of KB, and a fresh one each time is a new mapping whose every
-/// page faults and is zeroed twice (by the kernel, then by the resize) before the first byte
-/// is read into it.
+/// thread had already used for an earlier body, and goes back to it when dropped (see
+/// [`crate::sys::BufPool`]): a body of an exporter push is hundreds of KB, and a fresh one each
+/// time is a new mapping whose every page faults and is zeroed twice (by the kernel, then by
+/// the resize) before the first byte is read into it.
 #[derive(Default)]
 pub struct Body(Vec<u8>);
 
 thread_local! {
-    static BODY_POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static BODY_POOL: std::cell::RefCell<crate::sys::BufPool> =
+        const { std::cell::RefCell::new(crate::sys::BufPool::new(Body::POOL_DEFAULT_BYTES)) };
 }
 
 impl Body {
     /// Bodies smaller than this come from the allocator as they are (cheap at that size).
     pub const POOLED_MIN: usize = 64 * 1024;
-    /// Buffers a thread keeps, and the largest it keeps: a shard holds at most
-    /// `--push.max-in-flight` of bodies at once, and the pool is a fraction of that.
-    const POOL_BUFFERS: usize = 4;
-    const POOL_MAX_BYTES: usize = 2 << 20;
+    /// Bytes of buffers a thread keeps unless told otherwise ([`Body::keep_buffers`]).
+    const POOL_DEFAULT_BYTES: usize = 8 << 20;
+
+    /// Lets this thread keep up to `bytes` of body buffers. A shard keeps its
+    /// `--push.max-in-flight`: it holds that much of bodies at once in a burst of pushes
+    /// anyway, and with less kept most bodies of the burst would be fresh mappings again.
+    pub fn keep_buffers(bytes: usize) {
+        BODY_POOL.with(|p| p.borrow_mut().set_max(bytes));
+    }
 
     /// A body of `n` bytes of unspecified content, to be overwritten.
     pub fn with_len(n: usize) -> Body {
         if n >= Body::POOLED_MIN {
-            let found = BODY_POOL.with(|p| crate::sys::take_smallest_fitting(&mut p.borrow_mut(), n));
+            let found = BODY_POOL.with(|p| p.borrow_mut().take(n));
             if let Some(mut v) = found {
                 // Pooled buffers keep their length (their bytes are initialized): no zeroing
                 // but of bytes never used before.
@@ -86,20 +92,11 @@ impl Body {
 impl Drop for Body {
     fn drop(&mut self) {
         let v = std::mem::take(&mut self.0);
-        if v.capacity() < Body::POOLED_MIN || v.capacity() > Body::POOL_MAX_BYTES {
+        if v.capacity() < Body::POOLED_MIN {
             return;
         }
-        BODY_POOL.with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < Body::POOL_BUFFERS {
-                p.push(v);
-            } else if let Some(smallest) = p.iter_mut().min_by_key(|b| b.capacity()) {
-                // Keep the larger one: a small body fits in it as well.
-                if smallest.capacity() < v.capacity() {
-                    *smallest = v;
-                }
-            }
-        });
+        // Not during the thread's teardown.
+        let _ = BODY_POOL.try_with(|p| p.borrow_mut().give(v));
     }
 }
 
@@ -673,17 +670,26 @@ mod tests {
         assert_ne!(d.0.as_ptr(), ptr);
         assert_eq!(d.len(), 10);
         drop((c, d));
-        // Nor does a pool grow past its count: the largest buffers stay.
-        let many: Vec<Body> = (0..20).map(|i| Body::with_len(Body::POOLED_MIN + i)).collect();
+        // Nor does a pool grow past its bytes: of a burst of bodies, the largest stay.
+        let min = Body::POOLED_MIN;
+        Body::keep_buffers(2 * n + 2 * min + 100);
+        let many: Vec<Body> = (0..20).map(|i| Body::with_len(min + i)).collect();
         drop(many);
         BODY_POOL.with(|p| {
             let p = p.borrow();
-            assert_eq!(p.len(), Body::POOL_BUFFERS);
-            let mut caps: Vec<usize> = p.iter().map(|b| b.capacity()).collect();
-            caps.sort_unstable();
-            // The two large buffers went to the first two bodies; of the rest the largest stay.
-            let min = Body::POOLED_MIN;
-            assert_eq!(caps, [min + 18, min + 19, n, n + 1]);
+            assert!(p.bytes() <= p.max(), "{} of {}", p.bytes(), p.max());
         });
+        let mut caps = Vec::new();
+        while let Some(v) = BODY_POOL.with(|p| p.borrow_mut().take(0)) {
+            caps.push(v.capacity());
+        }
+        caps.sort_unstable();
+        // The two large buffers went to the first two bodies; of the rest the largest stay.
+        assert_eq!(caps, [min + 18, min + 19, n, n + 1]);
+        // The limit a shard sets holds for every later body; 0 keeps none.
+        Body::keep_buffers(0);
+        drop(Body::with_len(n));
+        assert_eq!(BODY_POOL.with(|p| p.borrow().len()), 0);
+        Body::keep_buffers(Body::POOL_DEFAULT_BYTES);
     }
 }

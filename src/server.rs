@@ -52,6 +52,9 @@ const SCRAPE_SHARES: usize = 10_000;
 /// Rendered buffers of replaced groups each shard keeps to render the next pushes into
 /// (`expo::enable_buffer_reuse`): a few of the largest pushes, small beside the store.
 const RENDER_BUFFERS_KEPT: usize = 8 << 20;
+/// And the pool all threads share, through which buffers pass from the shard (or scrape)
+/// that let go of them to the shard that renders the next push.
+const RENDER_BUFFERS_SHARED: usize = 16 << 20;
 const SCRAPE_LATENCY: Duration = Duration::from_millis(5);
 
 /// The CRC pass of a gzip scrape runs this long between chances for other tasks to run.
@@ -140,7 +143,8 @@ pub fn start(config: Config) -> io::Result<Running> {
                         max_labels: config.max_labels,
                         max_value_len: config.max_label_length,
                     });
-                    crate::expo::enable_buffer_reuse(RENDER_BUFFERS_KEPT);
+                    crate::expo::enable_buffer_reuse(RENDER_BUFFERS_KEPT, RENDER_BUFFERS_SHARED);
+                    crate::http::Body::keep_buffers(config.max_in_flight.min(usize::MAX as u64) as usize);
                     let shard = Rc::new(Shard::new(id, config, shared, Some(senders)));
                     shard.scrape_queue.set(Some(glommio::executor().create_task_queue(
                         glommio::Shares::Static(SCRAPE_SHARES),

@@ -198,12 +198,80 @@ pub fn wait_signal(timeout: std::time::Duration) -> Option<i32> {
     (r > 0).then_some(r)
 }
 
-/// Takes out of `bufs` the buffer with the least capacity of at least `least` bytes, if any:
-/// how the shards' pools of reusable buffers (request bodies, rendered groups) hand one out,
-/// leaving the larger ones for larger requests.
-pub fn take_smallest_fitting(bufs: &mut Vec<Vec<u8>>, least: usize) -> Option<Vec<u8>> {
-    let i = (0..bufs.len()).filter(|&i| bufs[i].capacity() >= least).min_by_key(|&i| bufs[i].capacity())?;
-    Some(bufs.swap_remove(i))
+/// Large byte buffers kept for reuse, up to a number of bytes: the request bodies and rendered
+/// groups of pushes are hundreds of KB each, mapped on their own (see [`tune_allocator`]), and
+/// a fresh one per push is a new mapping whose every page faults and is zeroed before it is
+/// first written (about 1.4 µs a page on this kind of VM). A push cycle replaces groups of the
+/// same sizes, so a kept buffer mostly fits the next push as it is.
+#[derive(Debug, Default)]
+pub struct BufPool {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+    max: usize,
+}
+
+impl BufPool {
+    pub const fn new(max: usize) -> BufPool {
+        BufPool { bufs: Vec::new(), bytes: 0, max }
+    }
+
+    /// Changes the limit, letting go of the smallest buffers until the pool is within it.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+        while self.bytes > self.max {
+            self.evict_smallest();
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Bytes of capacity held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bufs.len()
+    }
+
+    /// The kept buffer with the least capacity of at least `least` bytes, if any, leaving the
+    /// larger ones for larger requests. Its contents are whatever it last held.
+    pub fn take(&mut self, least: usize) -> Option<Vec<u8>> {
+        let bufs = &self.bufs;
+        let i = (0..bufs.len()).filter(|&i| bufs[i].capacity() >= least).min_by_key(|&i| bufs[i].capacity())?;
+        let v = self.bufs.swap_remove(i);
+        self.bytes -= v.capacity();
+        Some(v)
+    }
+
+    /// Keeps `v` if the limit allows, letting go of smaller kept buffers to make room (a
+    /// larger buffer serves small requests too); else returns it.
+    pub fn give(&mut self, v: Vec<u8>) -> Result<(), Vec<u8>> {
+        let cap = v.capacity();
+        if cap > self.max {
+            return Err(v);
+        }
+        while self.bytes + cap > self.max {
+            let smallest = self.bufs.iter().map(|b| b.capacity()).min();
+            if smallest.is_none_or(|c| c >= cap) {
+                return Err(v);
+            }
+            self.evict_smallest();
+        }
+        self.bytes += cap;
+        self.bufs.push(v);
+        Ok(())
+    }
+
+    fn evict_smallest(&mut self) {
+        let bufs = &self.bufs;
+        if let Some(i) = (0..bufs.len()).min_by_key(|&i| bufs[i].capacity()) {
+            let v = self.bufs.swap_remove(i);
+            self.bytes -= v.capacity();
+        }
+    }
 }
 
 /// Fixes glibc's mmap threshold at 128 KiB. By default glibc raises the threshold each time a
@@ -242,4 +310,47 @@ pub fn lower_thread_priority() {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BufPool;
+
+    fn caps(p: &mut BufPool) -> Vec<usize> {
+        let mut out = Vec::new();
+        while let Some(v) = p.take(0) {
+            out.push(v.capacity());
+        }
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn a_pool_hands_out_the_smallest_fitting_buffer_and_keeps_within_its_bytes() {
+        let mut p = BufPool::new(1000);
+        for c in [100, 300, 200] {
+            p.give(Vec::with_capacity(c)).unwrap();
+        }
+        assert_eq!((p.len(), p.bytes()), (3, 600));
+        assert_eq!(p.take(150).map(|v| v.capacity()), Some(200));
+        assert!(p.take(301).is_none(), "nothing that large");
+        assert_eq!(p.bytes(), 400);
+        // Room is made by letting go of smaller buffers only.
+        p.give(Vec::with_capacity(500)).unwrap();
+        assert_eq!(p.bytes(), 900);
+        p.give(Vec::with_capacity(200)).unwrap();
+        assert_eq!(caps(&mut p), [200, 300, 500]);
+        for c in [400, 500] {
+            p.give(Vec::with_capacity(c)).unwrap();
+        }
+        let refused = p.give(Vec::with_capacity(300)).unwrap_err();
+        assert_eq!(refused.capacity(), 300, "not larger than what it would push out");
+        assert!(p.give(Vec::with_capacity(1001)).is_err(), "larger than the pool");
+        // A lower limit lets go of the smallest first; 0 keeps nothing.
+        p.set_max(600);
+        assert_eq!(caps(&mut p), [500]);
+        p.set_max(0);
+        assert!(p.give(Vec::with_capacity(1)).is_err());
+        assert_eq!((p.len(), p.bytes()), (0, 0));
+    }
 }
