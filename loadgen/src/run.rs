@@ -70,12 +70,17 @@ struct Shared {
     bytes_sent: AtomicU64,
     connects: AtomicU64,
     by_kind: [KindStats; 5],
+    /// Stress mode: per push cycle, every push's latency and the successes. The first cycle
+    /// creates every group, the later ones replace them: a gateway's store grows only in the
+    /// first.
+    by_cycle: Vec<(Histogram, AtomicU64)>,
     errors: Errors,
 }
 
 impl Shared {
-    fn new(start: Instant) -> Shared {
+    fn new(start: Instant, cycles: usize) -> Shared {
         Shared {
+            by_cycle: (0..cycles).map(|_| (Histogram::new(), AtomicU64::new(0))).collect(),
             start,
             done: AtomicBool::new(false),
             monitor_stop: AtomicBool::new(false),
@@ -93,10 +98,21 @@ impl Shared {
 
     /// Records one finished push. `sched` is when it was due, so latency includes any wait
     /// for a free connection, as a pooled client with a total timeout experiences it.
-    fn record(&self, kind: Option<Kind>, sched: Instant, bytes: usize, r: &Result<crate::http::Response, ReqError>) {
+    fn record(
+        &self,
+        kind: Option<Kind>,
+        cycle: Option<u64>,
+        sched: Instant,
+        bytes: usize,
+        r: &Result<crate::http::Response, ReqError>,
+    ) {
         let lat = sched.elapsed();
         self.pushes.fetch_add(1, Relaxed);
         self.latency.record(lat);
+        let by_cycle = cycle.and_then(|c| self.by_cycle.get(c as usize));
+        if let Some((h, _)) = by_cycle {
+            h.record(lat);
+        }
         let ks = kind.map(|k| &self.by_kind[k.index()]);
         if let Some(ks) = ks {
             ks.pushes.fetch_add(1, Relaxed);
@@ -104,6 +120,9 @@ impl Shared {
         match r {
             Ok(resp) if (200..300).contains(&resp.status) => {
                 self.ok.fetch_add(1, Relaxed);
+                if let Some((_, ok)) = by_cycle {
+                    ok.fetch_add(1, Relaxed);
+                }
                 self.latency_ok.record(lat);
                 self.bytes_sent.fetch_add(bytes as u64, Relaxed);
                 if let Some(ks) = ks {
@@ -118,9 +137,12 @@ impl Shared {
         }
     }
 
-    fn record_queued_timeout(&self, kind: Option<Kind>, sched: Instant) {
+    fn record_queued_timeout(&self, kind: Option<Kind>, cycle: u64, sched: Instant) {
         self.pushes.fetch_add(1, Relaxed);
         self.latency.record(sched.elapsed());
+        if let Some((h, _)) = self.by_cycle.get(cycle as usize) {
+            h.record(sched.elapsed());
+        }
         if let Some(k) = kind {
             self.by_kind[k.index()].pushes.fetch_add(1, Relaxed);
         }
@@ -268,7 +290,7 @@ fn stress_workers(cfg: &RunConfig, payloads: &Arc<Payloads>, shared: &Arc<Shared
                         let now = Instant::now();
                         shared.queue_wait.record(now.saturating_duration_since(sched));
                         if now >= deadline {
-                            shared.record_queued_timeout(Some(job.kind), sched);
+                            shared.record_queued_timeout(Some(job.kind), job.seq, sched);
                             continue;
                         }
                         let p = payloads.get(job.kind);
@@ -279,7 +301,7 @@ fn stress_workers(cfg: &RunConfig, payloads: &Arc<Payloads>, shared: &Arc<Shared
                             Body::Template(p, job.node, job.seq),
                             deadline,
                         );
-                        shared.record(Some(job.kind), sched, p.len(), &r);
+                        shared.record(Some(job.kind), Some(job.seq), sched, p.len(), &r);
                     }
                     shared.connects.fetch_add(conn.connects, Relaxed);
                 })
@@ -471,7 +493,7 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
     // Give the threads a moment to spawn so a spike (jitter 0) really starts at once.
     let start = Instant::now() + Duration::from_millis(250);
     let self_before = procfs::sample(std::process::id());
-    let shared = Arc::new(Shared::new(start));
+    let shared = Arc::new(Shared::new(start, if cfg.small { 0 } else { cfg.cycles as usize }));
     let server = Arc::new(Mutex::new(ServerStats::default()));
     let series = Arc::new(Mutex::new(Vec::new()));
     let probes = Arc::new(Mutex::new(Vec::<Probe>::new()));
@@ -606,6 +628,16 @@ pub fn run(cfg: RunConfig, payloads: Option<Arc<Payloads>>) -> Json {
             );
         }
         j.push("by_kind", bk);
+        let cycles = shared.by_cycle.iter().map(|(h, ok)| {
+            let lat = h.snapshot();
+            let n = lat.count();
+            Json::obj()
+                .with("pushes", n)
+                .with("successes", ok.load(Relaxed))
+                .with("success_rate", if n > 0 { ok.load(Relaxed) as f64 / n as f64 } else { 0.0 })
+                .with("latency_s", lat.to_json())
+        });
+        j.push("by_cycle", Json::Arr(cycles.collect()));
     }
     j.push("errors", shared.errors.to_json());
     j.push("connections_opened", shared.connects.load(Relaxed));
@@ -846,6 +878,14 @@ mod tests {
         let int = |k: &str| r.get(k).and_then(Json::as_i64).unwrap();
         assert_eq!(int("pushes"), 2 * 13);
         assert_eq!(int("successes"), 2 * 13);
+        // Each cycle's pushes counted apart: the first creates the groups, the second replaces.
+        let Some(Json::Arr(cycles)) = r.get("by_cycle") else { panic!("no by_cycle") };
+        assert_eq!(cycles.len(), 2);
+        for c in cycles {
+            assert_eq!(c.get("pushes").and_then(Json::as_i64), Some(13));
+            assert_eq!(c.get("successes").and_then(Json::as_i64), Some(13));
+            assert!(c.get("latency_s").and_then(|l| l.get("p99")).is_some());
+        }
         // Two pooled keep-alive connections at most, plus one per probe.
         assert!(int("connections_opened") <= 2, "{}", int("connections_opened"));
         let Some(Json::Arr(probes)) = r.get("probes") else { panic!("no probes") };

@@ -130,6 +130,11 @@ impl Snapshot {
         Some(self.max_us as f64 / 1e6)
     }
 
+    /// Durations recorded.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
     pub fn max_s(&self) -> Option<f64> {
         (self.total > 0).then(|| self.max_us as f64 / 1e6)
     }

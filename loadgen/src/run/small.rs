@@ -259,7 +259,7 @@ impl Loop<'_> {
     fn fail(&mut self, i: usize, e: ReqError) {
         let e = Err(e);
         for &(sched, len) in &self.slots[i].busy {
-            self.shared.record(None, sched, len, &e);
+            self.shared.record(None, None, sched, len, &e);
         }
         self.drop_conn(i);
         self.top_up(i);
@@ -283,14 +283,14 @@ impl Loop<'_> {
                 Ok(st) => {
                     s.connects += 1;
                     if let Err(e) = self.ep.ctl(libc::EPOLL_CTL_ADD, st.as_raw_fd(), libc::EPOLLIN as u32, i) {
-                        shared.record(None, now, 0, &Err(ReqError::Connect(format!("epoll_ctl: {e}"))));
+                        shared.record(None, None, now, 0, &Err(ReqError::Connect(format!("epoll_ctl: {e}"))));
                         s.retry_at = Some(now + Duration::from_millis(10));
                         return;
                     }
                     s.stream = Some(st);
                 }
                 Err(e) => {
-                    shared.record(None, now, 0, &Err(ReqError::Connect(e.to_string())));
+                    shared.record(None, None, now, 0, &Err(ReqError::Connect(e.to_string())));
                     s.retry_at = Some(now + Duration::from_millis(10));
                     return;
                 }
@@ -400,7 +400,7 @@ impl Loop<'_> {
                         ttfb: sched.elapsed(),
                         content_encoding: None,
                     };
-                    self.shared.record(None, sched, len, &Ok(resp));
+                    self.shared.record(None, None, sched, len, &Ok(resp));
                     s.busy.pop_front();
                     at += used;
                     if !keep {
