@@ -63,7 +63,7 @@ pub struct Flags {
     pub push_max_decompressed_size: String,
 
     /// bytes of request bodies each shard reads and applies at once (default "32MiB"); a
-    /// push beyond it waits, unread, in line
+    /// push beyond it waits, unread, in line. Also the body buffers a shard keeps for reuse
     #[argh(option, default = "String::from(\"32MiB\")")]
     pub push_max_in_flight: String,
 

@@ -223,6 +223,12 @@ impl Chunk {
         self.buf.deflated.get().is_some()
     }
 
+    /// The CRC of these bytes, once [`deflated`](Chunk::deflated) is ready (costs nothing to
+    /// call).
+    pub fn plain_crc(&self) -> Option<gzip::PlainCrc> {
+        self.buf.deflated.get().map(|s| s.plain[self.seg as usize])
+    }
+
     /// These bytes as an independent raw deflate segment (see `crate::gzip`). The first call
     /// for any chunk of a buffer compresses every range of that buffer, once; concurrent
     /// callers wait for it; later calls are free until the buffer is replaced.

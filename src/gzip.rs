@@ -13,8 +13,11 @@
 //! A scrape response is then one gzip member ([RFC 1952]) written by [`Framer`]: the 10-byte
 //! header; HELP/TYPE lines as stored (uncompressed) blocks, which cost no CPU and are a small
 //! share of the output; the segments as they are; an empty final block; and the CRC-32 and
-//! length of the uncompressed output. The CRC is computed over the plain bytes at scrape time
-//! (SIMD CRC runs at several GB/s, far cheaper than deflate).
+//! length of the uncompressed output. Each segment keeps the CRC-32 of its plain bytes, made
+//! with it, and the factor that shifts a CRC past them ([`crc::shift`]); a scrape then gets
+//! the CRC of its output by combining one small multiplication per segment ([`crc::combine`])
+//! instead of reading the whole plain store again, which at several GB cost seconds of a
+//! shard's CPU per gzip scrape.
 //!
 //! The price is ratio: deflate cannot refer to the previous group's copy of a family, so a
 //! scrape of exporter payloads compresses about 4 to 5 times instead of about 20 (measured on
@@ -32,16 +35,100 @@ pub const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 pub const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
 
 /// Deflated copies of the ranges `ranges` of `bytes`: `data`, with segment `i` ending at
-/// `ends[i]` (and starting where segment `i - 1` ended).
+/// `ends[i]` (and starting where segment `i - 1` ended), and the CRC of each range's plain
+/// bytes.
 pub struct Segments {
     pub data: Box<[u8]>,
     pub ends: Box<[usize]>,
+    pub plain: Box<[PlainCrc]>,
+}
+
+/// CRC-32 of a segment's plain bytes, their length, and `crc::shift` of that length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlainCrc {
+    pub crc: u32,
+    pub shift: u32,
+    pub len: u64,
 }
 
 impl Segments {
     pub fn get(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.data[start..self.ends[i]]
+    }
+}
+
+/// CRC-32 (the gzip polynomial, bits reflected) of data put together from pieces whose CRCs
+/// are known: the way zlib's `crc32_combine` works, with the factor for the second piece's
+/// length computed once per piece ([`shift`]) so that each combination is one multiplication
+/// modulo the polynomial.
+pub mod crc {
+    const POLY: u32 = 0xedb8_8320;
+
+    /// `a * b` modulo the polynomial (bit 31 is x^0). Without branches: the bits of `a` and
+    /// `b` are as good as random, and zlib's loop, which branches on them, spent most of its
+    /// time in mispredictions (about 130 ns a call here, against a few ns).
+    #[inline]
+    pub fn multiply(a: u32, mut b: u32) -> u32 {
+        let mut p = 0u32;
+        for i in (0..32).rev() {
+            p ^= b & ((a >> i) & 1).wrapping_neg();
+            b = (b >> 1) ^ (POLY & (b & 1).wrapping_neg());
+        }
+        p
+    }
+
+    /// x^(2^k) modulo the polynomial, for k in 0..64.
+    const fn powers() -> [u32; 64] {
+        let mut t = [0u32; 64];
+        let mut p = 1u32 << 30; // x^1
+        let mut k = 0;
+        while k < 64 {
+            t[k] = p;
+            // p = p * p, as `multiply` does it (no loops over closures in a const fn).
+            let (a, mut b) = (p, p);
+            let mut m = 1u32 << 31;
+            let mut r = 0u32;
+            while m != 0 {
+                if a & m != 0 {
+                    r ^= b;
+                }
+                m >>= 1;
+                b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+            }
+            p = r;
+            k += 1;
+        }
+        t
+    }
+
+    static POWERS: [u32; 64] = powers();
+
+    /// The factor that moves a CRC past `len` bytes: x^(8 * len) modulo the polynomial.
+    pub fn shift(len: u64) -> u32 {
+        let mut p = 1u32 << 31; // x^0
+        let mut n = len;
+        let mut k = 3; // 8 * len = len * 2^3
+        while n != 0 {
+            if n & 1 != 0 {
+                p = multiply(POWERS[k & 63], p);
+            }
+            n >>= 1;
+            k += 1;
+        }
+        p
+    }
+
+    /// The CRC of `a` followed by `b`, from their CRCs and `shift(b.len())`.
+    pub fn combine(crc_a: u32, crc_b: u32, shift_b: u32) -> u32 {
+        multiply(shift_b, crc_a) ^ crc_b
+    }
+
+    /// `crc` (the CRC of some bytes) continued over `bytes`.
+    pub fn extend(crc: u32, bytes: &[u8]) -> u32 {
+        let mut h = crc32fast::Hasher::new_with_initial(crc);
+        h.update(bytes);
+        h.finalize()
     }
 }
 
@@ -57,11 +144,16 @@ pub fn deflate_segments(bytes: &[u8], ranges: &[(usize, usize)]) -> Segments {
         let (d, out) = &mut *cell.borrow_mut();
         out.clear();
         let mut ends = Vec::with_capacity(ranges.len());
+        let mut plain = Vec::with_capacity(ranges.len());
         for &(start, end) in ranges {
-            d.segment(&bytes[start..end], out);
+            let input = &bytes[start..end];
+            d.segment(input, out);
             ends.push(out.len());
+            // Right after the deflater read it, the input is still in the cache.
+            let len = input.len() as u64;
+            plain.push(PlainCrc { crc: crc32fast::hash(input), shift: crc::shift(len), len });
         }
-        let segments = Segments { data: out.as_slice().into(), ends: ends.into() };
+        let segments = Segments { data: out.as_slice().into(), ends: ends.into(), plain: plain.into() };
         if out.capacity() > 4 << 20 {
             // Do not keep a huge group's scratch for the life of the thread.
             *out = Vec::new();
@@ -405,6 +497,44 @@ mod tests {
         let mut out = Vec::new();
         flate2::read::DeflateDecoder::new(&raw[..]).read_to_end(&mut out).expect("valid deflate");
         out
+    }
+
+    #[test]
+    fn segment_crcs_combine_in_any_order_into_the_crc_of_the_whole() {
+        let mut next = noise(7);
+        let bytes: Vec<u8> = (0..300_000).map(|_| b"abc{}=\"\n0123"[next() as usize % 12]).collect();
+        let mut ranges = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            // Empty ranges too, and lengths with many bits set.
+            let n = ((next() % 70_000) as usize).min(bytes.len() - at);
+            ranges.push((at, at + n));
+            at += n;
+        }
+        ranges.push((at, at));
+        let segs = deflate_segments(&bytes, &ranges);
+        for (i, &(s, e)) in ranges.iter().enumerate() {
+            let p = segs.plain[i];
+            assert_eq!((p.crc, p.len), (crc32fast::hash(&bytes[s..e]), (e - s) as u64));
+            assert_eq!(p.shift, crc::shift(p.len));
+        }
+        // In order, the CRC of the input; in another order, the CRC of the ranges so placed.
+        for order in [(0..ranges.len()).collect::<Vec<_>>(), (0..ranges.len()).rev().collect()] {
+            let (mut sum, mut whole) = (0, Vec::new());
+            for &i in &order {
+                let p = segs.plain[i];
+                sum = crc::combine(sum, p.crc, p.shift);
+                whole.extend_from_slice(&bytes[ranges[i].0..ranges[i].1]);
+            }
+            assert_eq!(sum, crc32fast::hash(&whole));
+        }
+        // Plain bytes continue a combined CRC; nothing shifts by x^0.
+        let c = crc::combine(crc32fast::hash(b"abc"), crc32fast::hash(b"de"), crc::shift(2));
+        assert_eq!(crc::extend(c, b"fgh"), crc32fast::hash(b"abcdefgh"));
+        assert_eq!(crc::combine(c, 0, crc::shift(0)), c);
+        assert_eq!(crc::multiply(0, 12345), 0);
+        let big = crc::shift(5 << 30);
+        assert_eq!(crc::multiply(crc::shift(1 << 30), crc::shift(4 << 30)), big, "x^a * x^b = x^(a+b)");
     }
 
     /// A small xorshift: inputs for the round trips without a dependency.

@@ -67,11 +67,11 @@ impl Assembled {
         }
     }
 
-    /// For a gzip scrape, once the CRC of parts `range` is known ([`crc`]): holds only the
-    /// deflate segment of every chunk that has one, so that a push replacing such a group
-    /// while the scrape is written frees its plain bytes at once. Segments are about a fifth
-    /// of the plain bytes. Chunks without a segment stay whole. Plain slices of converted
-    /// parts read empty from now on.
+    /// For a gzip scrape: holds only the deflate segment of every chunk that has one, so that
+    /// a push replacing such a group while the scrape is written frees its plain bytes at
+    /// once. Segments are about a fifth of the plain bytes, and keep the CRC of the plain
+    /// bytes ([`crc`] still works). Chunks without a segment stay whole. Plain slices of
+    /// converted parts read empty from now on.
     ///
     /// [`crc`]: Assembled::crc
     pub fn keep_deflated_only(&mut self, range: std::ops::Range<usize>) {
@@ -85,18 +85,33 @@ impl Assembled {
         }
     }
 
-    /// CRC-32 and length of the plain bytes of parts `range` (before any of them is kept
-    /// deflated only).
+    /// CRC-32 and length of the plain bytes of parts `range`: combined from the CRCs their
+    /// deflate segments keep where they have one (one multiplication each), computed over
+    /// the plain bytes of the rest (HELP/TYPE lines, chunks not deflated yet). Released parts
+    /// count as nothing.
     pub fn crc(&self, range: std::ops::Range<usize>) -> (u32, u64) {
-        let mut crc = crc32fast::Hasher::new();
+        use crate::gzip::crc;
+        let mut sum = 0u32;
         let mut len = 0u64;
         for p in &self.parts[range] {
-            debug_assert!(!matches!(p, Part::Deflated(..)), "CRC asked for parts whose plain bytes are gone");
-            let plain = self.plain(p);
-            crc.update(plain);
-            len += plain.len() as u64;
+            let kept = match p {
+                Part::Chunk(c) => c.samples.plain_crc(),
+                Part::Deflated(segments, i) => Some(segments.plain[*i as usize]),
+                Part::Header(..) | Part::Released => None,
+            };
+            match kept {
+                Some(k) => {
+                    sum = crc::combine(sum, k.crc, k.shift);
+                    len += k.len;
+                }
+                None => {
+                    let plain = self.plain(p);
+                    sum = crc::extend(sum, plain);
+                    len += plain.len() as u64;
+                }
+            }
         }
-        (crc.finalize(), len)
+        (sum, len)
     }
 
     /// Makes the deflate segments that parts `range` lack (on a blocking thread: this is the
@@ -326,17 +341,21 @@ mod tests {
         let all = 0..out.parts();
         assert!(!out.gzip_ready(all.clone()));
         let (crc, len) = out.crc(all.clone());
+        assert_eq!((crc, len), (crc32fast::hash(&out.to_vec()), out.len as u64));
         // Without segments nothing changes hands.
         out.keep_deflated_only(all.clone());
         assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (2, 2));
         out.make_segments(all.clone());
         assert!(out.gzip_ready(all.clone()));
+        assert_eq!(out.crc(all.clone()), (crc, len), "from the segments' CRCs and the header bytes");
+        assert_eq!(out.crc(2..4), (crc32fast::hash(b"# TYPE b gauge\nb{job=\"x\"} 2\n"), 28));
         let (mut frames, mut before) = (Vec::new(), Vec::new());
         out.gzip_slices(all.clone(), &mut frames, &mut before);
         let before: Vec<u8> = before.concat();
         out.keep_deflated_only(all.clone());
         assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (1, 1));
         assert!(out.gzip_ready(all.clone()));
+        assert_eq!(out.crc(all.clone()), (crc, len), "with the plain bytes of the chunks gone");
         let mut after = Vec::new();
         out.gzip_slices(all.clone(), &mut frames, &mut after);
         assert_eq!(after.concat(), before);

@@ -465,12 +465,13 @@ async fn write_plain(
 }
 
 /// Sends the scrape as one gzip member in a chunked body (see `crate::gzip`), in runs of
-/// about [`SCRAPE_RUN`] plain bytes. The CRC of every run is computed first, here on the
-/// shard (about a millisecond per run), after which the scrape holds existing segments only.
-/// A run with groups pushed since the last gzip scrape goes to a blocking thread at a lower
-/// priority, which makes the missing segments; several such runs are prepared at a time. Each
-/// run is written as an HTTP chunk as soon as it and the runs before it are ready, then its
-/// chunks are let go of.
+/// about [`SCRAPE_RUN`] plain bytes. First the scrape lets go of the plain bytes of every chunk
+/// whose deflate segment exists, here on the shard, after which it holds existing segments
+/// only. A run with groups pushed since the last gzip scrape goes to a blocking thread at a
+/// lower priority, which makes the missing segments; several such runs are prepared at a
+/// time. The CRC of each run is combined from its segments' CRCs (on the blocking thread for
+/// a run it compressed). Each run is written as an HTTP chunk as soon as it and the runs
+/// before it are ready, then its chunks are let go of.
 async fn write_gzip(
     shard: &Shard,
     conn: &mut Conn,
@@ -479,9 +480,10 @@ async fn write_gzip(
 ) -> io::Result<()> {
     use crate::gzip::{Framer, GZIP_HEADER};
     use crate::scrape::Assembled;
+    /// A run and the CRC-32 and length of its plain bytes.
     enum Prepared {
-        Ready(Assembled),
-        Pending(glommio::task::JoinHandle<Assembled>),
+        Ready(Assembled, (u32, u64)),
+        Pending(glommio::task::JoinHandle<(Assembled, (u32, u64))>),
     }
     let mut head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {EXPOSITION_CONTENT_TYPE}\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
@@ -496,17 +498,14 @@ async fn write_gzip(
     first.extend_from_slice(b"\r\n");
     conn.stream.write_all(&first).await?;
     let runs = assembled.split(assembled.len / SCRAPE_RUN + 1);
-    // First the CRC of every run (~15 GB/s); then each chunk whose deflate segment exists is
-    // held by its segment only, so that a push replacing its group while the scrape is
-    // written frees the plain bytes at once. Chunks without segments (pushed since the last
-    // gzip scrape) are the newest copies of their groups: holding them costs nothing until
-    // they are compressed below. This pass gives way to other tasks only every
-    // CRC_SLICE: each time it does, it may wait a whole scheduling period, while every
-    // replaced group it has not reached stays in memory twice.
-    let mut crcs = Vec::with_capacity(runs.len());
+    // First each chunk whose deflate segment exists is held by its segment only, so that a
+    // push replacing its group while the scrape is written frees the plain bytes at once.
+    // Chunks without segments (pushed since the last gzip scrape) are the newest copies of
+    // their groups: holding them costs nothing until they are compressed below. This pass
+    // gives way to other tasks only every CRC_SLICE: each time it does, it may wait a whole
+    // scheduling period, while every replaced group it has not reached stays in memory twice.
     let mut slice = Instant::now();
     for range in &runs {
-        crcs.push(assembled.crc(range.clone()));
         assembled.keep_deflated_only(range.clone());
         if slice.elapsed() >= CRC_SLICE {
             glommio::yield_if_needed().await;
@@ -525,7 +524,8 @@ async fn write_gzip(
             // a blocking thread can own and give back.
             let run = assembled.share(runs[next].clone());
             let prepared = if run.gzip_ready(0..run.parts()) {
-                Prepared::Ready(run)
+                let crc = run.crc(0..run.parts());
+                Prepared::Ready(run, crc)
             } else {
                 Prepared::Pending(
                     glommio::spawn_local(async move {
@@ -533,7 +533,8 @@ async fn write_gzip(
                             .spawn_blocking(move || {
                                 crate::sys::lower_thread_priority();
                                 run.make_segments(0..run.parts());
-                                run
+                                let crc = run.crc(0..run.parts());
+                                (run, crc)
                             })
                             .await
                     })
@@ -544,11 +545,10 @@ async fn write_gzip(
             next += 1;
         }
         let (i, prepared) = queue.pop_front().expect("queue is not empty");
-        let run = match prepared {
-            Prepared::Ready(run) => run,
+        let (run, (crc, len)) = match prepared {
+            Prepared::Ready(run, crc) => (run, crc),
             Prepared::Pending(task) => task.await.ok_or_else(|| io::Error::other("gzip preparation task cancelled"))?,
         };
-        let (crc, len) = crcs[i];
         assembled.release(runs[i].clone());
         framer.plain_crc(crc, len);
         let mut slices = vec![&[][..]]; // the chunk-size line, below
