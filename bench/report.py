@@ -383,8 +383,11 @@ def callgrind_pcts(path):
 
 
 def build_facts(out_dir, scen):
+    """Facts for the notes. The profiles and criterion results are read from bench-results/
+    wherever the report is written (a run's own REPORT.md too); links are made relative to it."""
     F = {}
-    prof = os.path.join(out_dir, "profiles")
+    results = os.path.join(ROOT, "bench-results")
+    prof = os.path.join(results, "profiles")
     mem = latest(prof, "memory-")
     if mem and os.path.exists(os.path.join(mem, "summary.json")):
         F["mem.dir"] = os.path.relpath(mem, out_dir)
@@ -452,7 +455,7 @@ def build_facts(out_dir, scen):
                     F["cg.stress.ir_per_byte"] = f"{total / r['bytes_sent_ok']:.0f}"
             except (OSError, KeyError, ZeroDivisionError):
                 pass
-    crit = os.path.join(out_dir, "criterion")
+    crit = os.path.join(results, "criterion")
     for key, path in (("parse.mb_s", "parse_render/text_node_exporter_794cpu"), ("gzip.mb_s", "gzip/one_member_16MiB_part"),
                       ("gzip2.mb_s", "gzip/parallel_2_threads_whole_store"),
                       ("gzseg.made.mb_s", "gzip/segments_made_whole_store"),
@@ -464,6 +467,19 @@ def build_facts(out_dir, scen):
             F[key] = f"{meta['throughput']['Bytes'] / e['point_estimate'] * 1e3:,.0f} MB/s"
         except (OSError, KeyError):
             pass
+    touch = latest(prof, "page-touch-")
+    if touch and os.path.exists(os.path.join(touch, "page_touch.json")):
+        F["touch.dir"] = os.path.relpath(touch, out_dir)
+        runs = json.load(open(os.path.join(touch, "page_touch.json")))["runs"]
+        med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        one = [r["first_touch_mb_s_total"] for r in runs if r["processes"] == 1]
+        two = [x for r in runs if r["processes"] == 2 for x in r["first_touch_mb_s_each"]]
+        again = [x for r in runs if r["processes"] == 2 for x in r["retouch_mb_s_each"]]
+        if one and two and again:
+            F["touch.one"] = f"{med(one):,.0f} MB/s"
+            F["touch.two_each"] = f"{med(two):,.0f} MB/s"
+            F["touch.two_total"] = f"{med([r['first_touch_mb_s_total'] for r in runs if r['processes'] == 2]):,.0f} MB/s"
+            F["touch.again_each"] = f"{med(again):,.0f} MB/s"
     # breaking point: the last pass and the first failure of the search
     brk = sorted([x for x in scen if x.group == "breaking" and x.ok], key=lambda x: x.nodes)
     passed = [x for x in brk if x.e.get("breaking_pass")]
@@ -476,6 +492,8 @@ def build_facts(out_dir, scen):
         F[k + ".nodes"] = f"{x.nodes:,}"
         F[k + ".push_mb_s"] = f"{c['bytes_per_cycle'] / c['jitter_s'] / 1e6:,.0f} MB/s"
         F[k + ".p99"] = f_s(x.lat("p99"))
+        for i, cyc in enumerate(x.rep.get("by_cycle") or []):
+            F[f"{k}.p99_cycle{i + 1}"] = f_s((cyc.get("latency_s") or {}).get("p99"))
         F[k + ".queue_p95"] = f_s(x.rep.get("queue_wait_s", {}).get("p95"))
         F[k + ".store"] = f_bytes(stored_bytes(x.rep))
         F[k + ".cpu"] = f"{x.srv.get('cpu_seconds') or 0:.0f} s"
@@ -836,13 +854,27 @@ def main():
         w("Upward from the ladder until a scale misses 100 % success or p99 ≤ 1 s, or the store would pass "
           f"{man['options'].get('max_ram_fraction', 0.6):.0%} of RAM; then bisection between the last pass and the first failure.")
         w("")
-        w("| nodes | success | p99 | max | stored exposition | peak RSS | pass |")
-        w("|---:|---:|---:|---:|---:|---:|---|")
+        w("The two *cycle* columns split the same pushes by push cycle (from the load generator's `by_cycle`, "
+          "in runs since 2026-11-22): in the first every group is new and the store grows to its full size, "
+          "taking fresh memory from the machine; in the second every group is replaced. The verdict is on "
+          "all pushes together.")
+        w("")
+        w("| nodes | success | p99 | max | p99, cycle 1 (groups created) | p99, cycle 2 (groups replaced) | stored exposition | peak RSS | pass |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+
+        def cycle_p99(rep, i):
+            cyc = rep.get("by_cycle") or []
+            if i >= len(cyc):
+                return "—"
+            c = cyc[i]
+            return f"{f_s((c.get('latency_s') or {}).get('p99'))} ({f_pct(c.get('success_rate'))})"
+
         for s in breaking:
             if not s.ok:
-                w(f"| {s.nodes:,} | not run: {s.e.get('why')} | | | | | |")
+                w(f"| {s.nodes:,} | not run: {s.e.get('why')} | | | | | | | |")
                 continue
             w(f"| {s.nodes:,} | {f_pct(s.rep['success_rate'])} | {f_s(s.lat('p99'))} | {f_s(s.lat('max'))} | "
+              f"{cycle_p99(s.rep, 0)} | {cycle_p99(s.rep, 1)} | "
               f"{f_bytes(stored_bytes(s.rep))} | {f_bytes(s.srv.get('peak_rss_bytes'))} | {'yes' if s.e.get('breaking_pass') else 'no'} |")
         w("")
 
