@@ -236,6 +236,10 @@ impl BufPool {
         self.bufs.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.bufs.is_empty()
+    }
+
     /// The kept buffer with the least capacity of at least `least` bytes, if any, leaving the
     /// larger ones for larger requests. Its contents are whatever it last held.
     pub fn take(&mut self, least: usize) -> Option<Vec<u8>> {
@@ -255,7 +259,7 @@ impl BufPool {
         }
         while self.bytes + cap > self.max {
             let smallest = self.bufs.iter().map(|b| b.capacity()).min();
-            if smallest.is_none_or(|c| c >= cap) {
+            if smallest.map_or(true, |c| c >= cap) {
                 return Err(v);
             }
             self.evict_smallest();
