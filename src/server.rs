@@ -57,8 +57,9 @@ const RENDER_BUFFERS_KEPT: usize = 8 << 20;
 const RENDER_BUFFERS_SHARED: usize = 16 << 20;
 const SCRAPE_LATENCY: Duration = Duration::from_millis(5);
 
-/// The CRC pass of a gzip scrape runs this long between chances for other tasks to run.
-const CRC_SLICE: Duration = Duration::from_millis(50);
+/// The first pass of a gzip scrape (letting go of the plain bytes of chunks with segments)
+/// runs this long between chances for other tasks to run.
+const PASS_SLICE: Duration = Duration::from_millis(50);
 
 /// A scrape at least this long is followed by a heap trim.
 const TRIM_AFTER_SCRAPE: usize = 16 << 20;
@@ -502,12 +503,12 @@ async fn write_gzip(
     // push replacing its group while the scrape is written frees the plain bytes at once.
     // Chunks without segments (pushed since the last gzip scrape) are the newest copies of
     // their groups: holding them costs nothing until they are compressed below. This pass
-    // gives way to other tasks only every CRC_SLICE: each time it does, it may wait a whole
+    // gives way to other tasks only every PASS_SLICE: each time it does, it may wait a whole
     // scheduling period, while every replaced group it has not reached stays in memory twice.
     let mut slice = Instant::now();
     for range in &runs {
         assembled.keep_deflated_only(range.clone());
-        if slice.elapsed() >= CRC_SLICE {
+        if slice.elapsed() >= PASS_SLICE {
             glommio::yield_if_needed().await;
             slice = Instant::now();
         }
