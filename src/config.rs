@@ -107,6 +107,12 @@ pub struct Flags {
     #[argh(option, default = "8192")]
     pub http_max_connections: usize,
 
+    /// which shard accepts a new connection: cpu (default), the shard pinned to the CPU
+    /// that received the connection's first packet, falling back to hash if that leaves a
+    /// shard under half its share; or hash, spread by the connection's addresses
+    #[argh(option, default = "String::from(\"cpu\")")]
+    pub http_connection_steering: String,
+
     /// log level: debug, info, warn or error (default "info")
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
@@ -183,7 +189,17 @@ pub struct Config {
     pub body_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub steering: Steering,
     pub log_level: LogLevel,
+}
+
+/// `--http.connection-steering`: how new connections are spread over the shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steering {
+    /// SO_INCOMING_CPU on each pinned shard's listener (see [`crate::steer`]).
+    Cpu,
+    /// The kernel's SO_REUSEPORT hash of the connection's addresses.
+    Hash,
 }
 
 impl Default for Config {
@@ -270,6 +286,11 @@ impl Config {
             body_timeout: dur("http.body-timeout", &f.http_body_timeout)?,
             idle_timeout: dur("http.idle-timeout", &f.http_idle_timeout)?,
             max_connections: positive("http.max-connections", f.http_max_connections)?,
+            steering: match f.http_connection_steering.as_str() {
+                "cpu" => Steering::Cpu,
+                "hash" => Steering::Hash,
+                other => return Err(bad("http.connection-steering", format!("{other:?} is not one of cpu, hash"))),
+            },
             log_level,
         })
     }

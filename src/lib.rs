@@ -3,7 +3,7 @@
 //! How a push flows through the modules:
 //!
 //! ```text
-//!  TCP (SO_REUSEPORT, every shard accepts)
+//!  TCP (SO_REUSEPORT, every shard accepts; steer: by the CPU that got the packet)
 //!    -> http      read one request (httparse, Content-Length or chunked body)
 //!    -> api       route; decode the grouping key (grouping) and pick its owning shard
 //!    -> text      parse the body in a per-request arena, render each family once (expo)
@@ -34,6 +34,7 @@ pub mod registry;
 pub mod scrape;
 pub mod server;
 pub mod shard;
+pub mod steer;
 pub mod store;
 pub mod sys;
 pub mod text;

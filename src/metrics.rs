@@ -32,6 +32,8 @@ pub const HEAP_TRIM_SECONDS: &str = "ringgate_heap_trim_seconds_total";
 pub const HEAP_TRIM_RETURNED: &str = "ringgate_heap_trim_returned_bytes_total";
 pub const REMOVALS: &str = "ringgate_group_removals_total";
 pub const PERSISTENCE_WRITES: &str = "ringgate_persistence_writes_total";
+pub const CONNECTIONS_ACCEPTED: &str = "ringgate_connections_accepted_total";
+pub const CONNECTION_STEERING: &str = "ringgate_connection_steering";
 
 /// Process-wide heap trims (see `server::trim_after_scrape`): how many, the time they took in
 /// microseconds, and the fall in RSS across them.
@@ -109,6 +111,10 @@ pub struct Stats {
     pub in_flight_bytes: Cell<u64>,
     /// Pushes whose body waited for room under it.
     pub budget_waits: Cell<u64>,
+    /// Connections accepted by this shard.
+    pub accepted: Cell<u64>,
+    /// This shard's listener asks for the connections of its CPU (see `steer`).
+    pub steering: Cell<bool>,
 }
 
 impl Default for Stats {
@@ -126,6 +132,8 @@ impl Default for Stats {
             in_flight_bytes: Cell::new(0),
             budget_waits: Cell::new(0),
             persist_failed: Cell::new(0),
+            accepted: Cell::new(0),
+            steering: Cell::new(false),
         }
     }
 }
@@ -291,6 +299,18 @@ impl Stats {
                 (&[("outcome", "ok")], self.persist_ok.get().to_string()),
                 (&[("outcome", "failed")], self.persist_failed.get().to_string()),
             ],
+        );
+        fam(
+            CONNECTIONS_ACCEPTED,
+            MetricType::Counter,
+            "Connections accepted by this shard.",
+            &[(&[], self.accepted.get().to_string())],
+        );
+        fam(
+            CONNECTION_STEERING,
+            MetricType::Gauge,
+            "1 while this shard's listener takes the new connections of the CPU it is pinned to (--http.connection-steering).",
+            &[(&[], (self.steering.get() as u8).to_string())],
         );
         if shard == 0 {
             // Process-wide (not counted per shard): shown once, without `shard`.

@@ -115,7 +115,8 @@ pub fn start(config: Config) -> io::Result<Running> {
     let reservation = PortReservation::new(config.listen)?;
     let addr = reservation.addr;
     let config = Arc::new(config);
-    let shared = Arc::new(Shared::new());
+    let steer = config.steering == crate::config::Steering::Cpu && config.pin && shards > 1;
+    let shared = Arc::new(Shared { balance: crate::steer::Balance::new(shards, steer), ..Shared::new() });
     let drained = Arc::new(AtomicUsize::new(0));
     // One bundle of channel ends per shard, each taken by exactly one executor.
     let mesh = Arc::new(Mutex::new(crate::mesh::full::<crate::shard::Msg>(shards, 1024)));
@@ -160,8 +161,10 @@ pub fn start(config: Config) -> io::Result<Running> {
                     shard.spawn_receivers(receivers, Some(mesh_queue));
                     let mine = std::mem::take(&mut restored.lock().unwrap_or_else(|p| p.into_inner())[id]);
                     restore_into(&shard, mine);
-                    let listener = match TcpListener::bind(addr) {
-                        Ok(l) => l,
+                    let cpu = if shard.shared.balance.on() { crate::sys::pinned_cpu() } else { None };
+                    let (listener, fd) = match crate::sys::listen_reuseport(addr, cpu) {
+                        // SAFETY: a listening socket just made, owned by nothing else.
+                        Ok(fd) => (unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) }, fd),
                         Err(e) => {
                             let _ = ready.send(Err(format!("shard {id}: cannot listen on {addr}: {e}")));
                             return;
@@ -173,7 +176,8 @@ pub fn start(config: Config) -> io::Result<Running> {
                     }
                     let _ = ready.send(Ok(()));
                     drop(ready);
-                    accept_loop(shard.clone(), listener).await;
+                    shard.stats.steering.set(cpu.is_some());
+                    accept_loop(shard.clone(), listener, fd).await;
                     shutdown(&shard, &drained).await;
                 }
             })
@@ -284,7 +288,8 @@ async fn shutdown(shard: &Shard, drained: &AtomicUsize) {
     }
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+/// Accepts connections on `listener` (socket `fd`) until the gateway stops.
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, fd: std::os::fd::RawFd) {
     let open = Rc::new(Cell::new(0usize));
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -298,7 +303,13 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         .await;
         let stream = match accepted {
             None => break,
-            Some(Ok(s)) => s,
+            Some(Ok(s)) => {
+                shard.stats.accepted.set(shard.stats.accepted.get() + 1);
+                if shard.stats.steering.get() {
+                    keep_steering(&shard, fd);
+                }
+                s
+            }
             Some(Err(e)) => {
                 crate::warn!("msg=\"accept failed\" shard={} err=\"{e}\"", shard.id);
                 glommio::timer::sleep(Duration::from_millis(10)).await;
@@ -321,6 +332,23 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             open.set(open.get() - 1);
         })
         .detach();
+    }
+}
+
+/// Counts an accept for the steering balance (see [`crate::steer`]); once steering is off,
+/// stops asking for this shard's CPU.
+fn keep_steering(shard: &Shard, fd: std::os::fd::RawFd) {
+    let balance = &shard.shared.balance;
+    if let Some(counts) = balance.accepted(shard.id) {
+        crate::warn!(
+            "msg=\"new connections went unevenly to the shards of the CPUs that received them; spreading them by address hash from now on\" accepted_per_shard=\"{counts:?}\""
+        );
+    }
+    if !balance.on() {
+        match crate::sys::set_incoming_cpu(fd, -1) {
+            Ok(()) => shard.stats.steering.set(false),
+            Err(e) => crate::warn!("msg=\"cannot clear SO_INCOMING_CPU\" shard={} err=\"{e}\"", shard.id),
+        }
     }
 }
 

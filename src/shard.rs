@@ -36,6 +36,8 @@ pub struct Shared {
     /// Set by SIGTERM/SIGINT or /-/quit: stop accepting, drain, flush, exit.
     pub stop: AtomicBool,
     pub start_time: f64,
+    /// How new connections split over the shards (`--http.connection-steering`).
+    pub balance: crate::steer::Balance,
 }
 
 impl Shared {
@@ -45,6 +47,7 @@ impl Shared {
             scrapers: Arc::new(Scrapers::default()),
             stop: AtomicBool::new(false),
             start_time: crate::api::unix_now(),
+            balance: crate::steer::Balance::new(0, false),
         }
     }
 }

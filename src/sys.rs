@@ -114,6 +114,112 @@ impl PortReservation {
     }
 }
 
+/// A listening socket on `addr` with SO_REUSEPORT and SO_REUSEADDR, for one shard; with
+/// `incoming_cpu`, also SO_INCOMING_CPU set to it (see [`crate::steer`]).
+pub fn listen_reuseport(addr: SocketAddr, incoming_cpu: Option<usize>) -> io::Result<RawFd> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket(2) call; the result is checked.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fail = |fd: RawFd| {
+        let e = io::Error::last_os_error();
+        // SAFETY: the descriptor is ours and not handed out.
+        unsafe { libc::close(fd) };
+        Err(e)
+    };
+    let set = |opt: libc::c_int, v: libc::c_int| {
+        // SAFETY: `v` outlives the call and its size is passed.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                &v as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as _,
+            )
+        }
+    };
+    if set(libc::SO_REUSEPORT, 1) < 0 || set(libc::SO_REUSEADDR, 1) < 0 {
+        return fail(fd);
+    }
+    let (storage, len) = sockaddr(&addr);
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+    if unsafe { libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len) } < 0 {
+        return fail(fd);
+    }
+    // SAFETY: plain listen(2) on our socket.
+    if unsafe { libc::listen(fd, 1024) } < 0 {
+        return fail(fd);
+    }
+    if let Some(cpu) = incoming_cpu {
+        if let Err(e) = set_incoming_cpu(fd, cpu as i32) {
+            // SAFETY: the descriptor is ours and not handed out.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+    }
+    Ok(fd)
+}
+
+/// SO_INCOMING_CPU (asm-generic/socket.h; the libc crate does not export it for x86).
+const SO_INCOMING_CPU: libc::c_int = 49;
+
+/// Sets SO_INCOMING_CPU on socket `fd`; -1 clears it.
+pub fn set_incoming_cpu(fd: RawFd, cpu: i32) -> io::Result<()> {
+    let v: libc::c_int = cpu;
+    // SAFETY: `v` outlives the call and its size is passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_INCOMING_CPU,
+            &v as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as _,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// SO_INCOMING_CPU of socket `fd` (-1 when unset).
+pub fn incoming_cpu(fd: RawFd) -> io::Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` describe a writable int.
+    if unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, SO_INCOMING_CPU, &mut v as *mut _ as *mut libc::c_void, &mut len)
+    } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v)
+}
+
+/// The one CPU this thread may run on, if its affinity mask holds exactly one.
+pub fn pinned_cpu() -> Option<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set for the kernel to fill.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is writable and its size is passed; 0 is the calling thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return None;
+    }
+    let mut only = None;
+    for cpu in 0..libc::CPU_SETSIZE as usize {
+        // SAFETY: cpu < CPU_SETSIZE.
+        if unsafe { libc::CPU_ISSET(cpu, &set) } {
+            if only.is_some() {
+                return None;
+            }
+            only = Some(cpu);
+        }
+    }
+    only
+}
+
 impl Drop for PortReservation {
     fn drop(&mut self) {
         // SAFETY: we own fd and close it once.
@@ -319,6 +425,22 @@ pub fn lower_thread_priority() {
 #[cfg(test)]
 mod tests {
     use super::BufPool;
+
+    #[test]
+    fn a_steering_listener_asks_for_its_cpu_until_cleared() {
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let fd = super::listen_reuseport(addr, Some(0)).expect("listen");
+        assert_eq!(super::incoming_cpu(fd).unwrap(), 0);
+        super::set_incoming_cpu(fd, -1).unwrap();
+        assert_eq!(super::incoming_cpu(fd).unwrap(), -1);
+        let plain = super::listen_reuseport(addr, None).expect("listen");
+        assert_eq!(super::incoming_cpu(plain).unwrap(), -1);
+        // SAFETY: both descriptors are ours, closed once.
+        unsafe {
+            libc::close(fd);
+            libc::close(plain);
+        }
+    }
 
     fn caps(p: &mut BufPool) -> Vec<usize> {
         let mut out = Vec::new();
