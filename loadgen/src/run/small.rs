@@ -23,6 +23,14 @@
 //! (`bench-results/small-sched-2026-11-22/`): the generator's CPU per push fell by about a
 //! quarter.
 //!
+//! Each loop opens its connections from a CPU of its own (loop `t` is held on the `t`-th CPU
+//! the process may use while it connects, then runs wherever the scheduler puts it). Remote
+//! clients reach a gateway through a NIC whose queues spread flows over the CPUs; on loopback
+//! the CPU that handles a connection's first packet is the connecting thread's, and two loops
+//! that happened to start on one CPU would otherwise look like a NIC with a single queue. It
+//! matters to a gateway that steers connections by CPU (ringgate's default
+//! `--http.connection-steering cpu`); to one that spreads them by address hash it does not.
+//!
 //! Semantics match the stress mode: latency runs from the moment a push is written to the end
 //! of its answer (for a pipelined push, that includes waiting behind the ones before it),
 //! `--timeout` bounds each push (checked every [`TICK`]), a connection the server closed is
@@ -58,6 +66,8 @@ pub struct SmallConfig {
     pub connections: usize,
     /// Pushes in flight per connection.
     pub depth: usize,
+    /// Index of this loop: it connects from the `thread`-th CPU it may use.
+    pub thread: usize,
 }
 
 struct Slot {
@@ -105,6 +115,7 @@ pub fn start(
                 first,
                 connections: n,
                 depth: depth.max(1),
+                thread: t,
             };
             let (shared, counter) = (shared.clone(), counter.clone());
             thread::Builder::new()
@@ -127,6 +138,34 @@ pub fn start(
                 .expect("spawn small-push loop")
         })
         .collect()
+}
+
+/// Runs `f` with this thread held on the `t`-th CPU (wrapping) of those it may use, then gives
+/// it back its CPU mask. With one usable CPU, or if the mask cannot be read or set, just runs `f`.
+fn on_own_cpu<T>(t: usize, f: impl FnOnce() -> T) -> T {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: a zeroed cpu_set_t is a valid empty set for the kernel to fill.
+    let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `old` is writable and its size is passed; 0 is the calling thread.
+    if unsafe { libc::sched_getaffinity(0, size, &mut old) } != 0 {
+        return f();
+    }
+    // SAFETY (CPU_ISSET, CPU_SET): every index is below CPU_SETSIZE.
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &old) }).collect();
+    if cpus.len() < 2 {
+        return f();
+    }
+    // SAFETY: as above.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpus[t % cpus.len()], &mut one) };
+    // SAFETY: `one` lives across the call and its size is passed.
+    if unsafe { libc::sched_setaffinity(0, size, &one) } != 0 {
+        return f();
+    }
+    let r = f();
+    // SAFETY: `old` is the mask read above.
+    unsafe { libc::sched_setaffinity(0, size, &old) };
+    r
 }
 
 struct Epoll(i32);
@@ -200,9 +239,11 @@ fn event_loop(cfg: &SmallConfig, shared: &Shared, counter: &AtomicU64) -> io::Re
     if shared.start > now {
         thread::sleep(shared.start - now);
     }
-    for i in 0..lp.slots.len() {
-        lp.top_up(i);
-    }
+    on_own_cpu(cfg.thread, || {
+        for i in 0..lp.slots.len() {
+            lp.top_up(i);
+        }
+    });
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; cfg.connections.clamp(1, 1024)];
     let mut last_sweep = Instant::now();
     loop {
@@ -463,6 +504,27 @@ fn parse_answer(b: &[u8]) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mask() -> Vec<usize> {
+        // SAFETY: as in `on_own_cpu`.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }, 0);
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+    }
+
+    #[test]
+    fn each_loop_connects_from_its_own_cpu_and_then_runs_anywhere_again() {
+        let cpus = mask();
+        assert!(cpus.len() >= 2, "this test needs two usable CPUs, has {cpus:?}");
+        for t in 0..cpus.len() + 1 {
+            // SAFETY: plain call.
+            let (held, at) = on_own_cpu(t, || (mask(), unsafe { libc::sched_getcpu() }));
+            let want = cpus[t % cpus.len()];
+            assert_eq!(held, vec![want]);
+            assert_eq!(at, want as i32);
+            assert_eq!(mask(), cpus, "the mask is given back");
+        }
+    }
 
     #[test]
     fn answers_are_whole_only_with_their_body() {
