@@ -3,9 +3,9 @@
 //! Every shard listens on the same port with SO_REUSEPORT, and by default the kernel picks a
 //! listener by a hash of the connection's addresses. With `--http.connection-steering=cpu`
 //! (the default) each pinned shard also sets SO_INCOMING_CPU on its listener to its own CPU.
-//! Since Linux 6.1 the kernel then gives a new connection to the listener of the CPU that
-//! processes its first packet, when the group has one for that CPU, and falls back to the hash
-//! otherwise. A connection's later packets are processed on that same CPU (the CPU of its NIC
+//! Since Linux 6.2 (commit b261eda84ec1, which some distributions backported) the kernel then
+//! gives a new connection to the listener of the CPU that processes its first packet, when the
+//! group has one for that CPU, and falls back to the hash otherwise. A connection's later packets are processed on that same CPU (the CPU of its NIC
 //! queue; on loopback, the sender's), so the shard that reads and answers it runs where the
 //! kernel handled its bytes: waking it is a local wake-up instead of an interrupt to another
 //! CPU, and its bytes are in that CPU's cache. For many small pushes on keep-alive
@@ -18,8 +18,8 @@
 //! of [`WINDOW`] accepted connections (all shards together), if any shard accepted fewer than
 //! half of its even share, steering is lopsided and is turned off for the rest of the run:
 //! each shard clears SO_INCOMING_CPU on its own listener when it next accepts, and the hash
-//! spreads connections again. Before Linux 6.1 the option only breaks ties and the hash
-//! decides, which is the behaviour of `--http.connection-steering=hash`.
+//! spreads connections again. From Linux 4.6 to 6.1 a reuseport group ignores the option and
+//! the hash decides, which is the behaviour of `--http.connection-steering=hash`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
