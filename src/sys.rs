@@ -72,21 +72,8 @@ impl PortReservation {
             return Err(io::Error::last_os_error());
         }
         let mut guard = PortReservation { fd, addr };
-        let one: libc::c_int = 1;
         for opt in [libc::SO_REUSEPORT, libc::SO_REUSEADDR] {
-            // SAFETY: `one` outlives the call and its size is passed.
-            let r = unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    opt,
-                    &one as *const _ as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as _,
-                )
-            };
-            if r < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            set_socket_int(fd, opt, 1)?;
         }
         let (storage, len) = sockaddr(&addr);
         // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
@@ -117,64 +104,28 @@ impl PortReservation {
 /// A listening socket on `addr` with SO_REUSEPORT and SO_REUSEADDR, for one shard; with
 /// `incoming_cpu`, also SO_INCOMING_CPU set to it (see [`crate::steer`]).
 pub fn listen_reuseport(addr: SocketAddr, incoming_cpu: Option<usize>) -> io::Result<RawFd> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    // SAFETY: plain socket(2) call; the result is checked.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
+    // Closed by its drop on any error below.
+    let sock = PortReservation::bind(addr)?;
+    // SAFETY: plain listen(2) on our socket.
+    if unsafe { libc::listen(sock.fd, 1024) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    let fail = |fd: RawFd| {
-        let e = io::Error::last_os_error();
-        // SAFETY: the descriptor is ours and not handed out.
-        unsafe { libc::close(fd) };
-        Err(e)
-    };
-    let set = |opt: libc::c_int, v: libc::c_int| {
-        // SAFETY: `v` outlives the call and its size is passed.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                &v as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as _,
-            )
-        }
-    };
-    if set(libc::SO_REUSEPORT, 1) < 0 || set(libc::SO_REUSEADDR, 1) < 0 {
-        return fail(fd);
-    }
-    let (storage, len) = sockaddr(&addr);
-    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
-    if unsafe { libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len) } < 0 {
-        return fail(fd);
-    }
-    // SAFETY: plain listen(2) on our socket.
-    if unsafe { libc::listen(fd, 1024) } < 0 {
-        return fail(fd);
-    }
     if let Some(cpu) = incoming_cpu {
-        if let Err(e) = set_incoming_cpu(fd, cpu as i32) {
-            // SAFETY: the descriptor is ours and not handed out.
-            unsafe { libc::close(fd) };
-            return Err(e);
-        }
+        set_incoming_cpu(sock.fd, cpu as i32)?;
     }
+    let fd = sock.fd;
+    std::mem::forget(sock);
     Ok(fd)
 }
 
-/// SO_INCOMING_CPU (asm-generic/socket.h; the libc crate does not export it for x86).
-const SO_INCOMING_CPU: libc::c_int = 49;
-
-/// Sets SO_INCOMING_CPU on socket `fd`; -1 clears it.
-pub fn set_incoming_cpu(fd: RawFd, cpu: i32) -> io::Result<()> {
-    let v: libc::c_int = cpu;
+/// Sets the `int` socket option `opt` (level SOL_SOCKET) of `fd` to `v`.
+fn set_socket_int(fd: RawFd, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
     // SAFETY: `v` outlives the call and its size is passed.
     let r = unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            SO_INCOMING_CPU,
+            opt,
             &v as *const _ as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as _,
         )
@@ -183,6 +134,14 @@ pub fn set_incoming_cpu(fd: RawFd, cpu: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// SO_INCOMING_CPU (asm-generic/socket.h; the libc crate does not export it for x86).
+const SO_INCOMING_CPU: libc::c_int = 49;
+
+/// Sets SO_INCOMING_CPU on socket `fd`; -1 clears it.
+pub fn set_incoming_cpu(fd: RawFd, cpu: i32) -> io::Result<()> {
+    set_socket_int(fd, SO_INCOMING_CPU, cpu)
 }
 
 /// SO_INCOMING_CPU of socket `fd` (-1 when unset).
