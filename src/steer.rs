@@ -5,12 +5,12 @@
 //! (the default) each pinned shard also sets SO_INCOMING_CPU on its listener to its own CPU.
 //! Since Linux 6.2 (commit b261eda84ec1, which some distributions backported) the kernel then
 //! gives a new connection to the listener of the CPU that processes its first packet, when the
-//! group has one for that CPU, and falls back to the hash otherwise. A connection's later packets are processed on that same CPU (the CPU of its NIC
-//! queue; on loopback, the sender's), so the shard that reads and answers it runs where the
-//! kernel handled its bytes: waking it is a local wake-up instead of an interrupt to another
-//! CPU, and its bytes are in that CPU's cache. For many small pushes on keep-alive
-//! connections it is a fifth more pushes per second on the benchmark machine
-//! (`bench-results/steering-2026-11-22/`).
+//! group has one for that CPU, and falls back to the hash otherwise. A connection's later
+//! packets are processed on that same CPU (the CPU of its NIC queue; on loopback, the
+//! sender's), so the shard that reads and answers it runs where the kernel handled its bytes:
+//! waking it is a local wake-up instead of an interrupt to another CPU, and its bytes are in
+//! that CPU's cache. For many small pushes on keep-alive connections it is a fifth more pushes
+//! per second on the benchmark machine (`bench-results/steering-2026-11-22/`).
 //!
 //! The risk is that the split follows the kernel's packet steering: a NIC with a single queue
 //! and no RPS receives every packet on one CPU, and every connection would go to one shard,

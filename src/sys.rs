@@ -144,20 +144,6 @@ pub fn set_incoming_cpu(fd: RawFd, cpu: i32) -> io::Result<()> {
     set_socket_int(fd, SO_INCOMING_CPU, cpu)
 }
 
-/// SO_INCOMING_CPU of socket `fd` (-1 when unset).
-pub fn incoming_cpu(fd: RawFd) -> io::Result<i32> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` describe a writable int.
-    if unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, SO_INCOMING_CPU, &mut v as *mut _ as *mut libc::c_void, &mut len)
-    } < 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(v)
-}
-
 /// The one CPU this thread may run on, if its affinity mask holds exactly one.
 pub fn pinned_cpu() -> Option<usize> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set for the kernel to fill.
@@ -384,16 +370,38 @@ pub fn lower_thread_priority() {
 #[cfg(test)]
 mod tests {
     use super::BufPool;
+    use std::io;
+    use std::os::fd::RawFd;
+
+    /// SO_INCOMING_CPU of socket `fd` (-1 when unset).
+    fn incoming_cpu(fd: RawFd) -> io::Result<i32> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `v` and `len` describe a writable int.
+        if unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                super::SO_INCOMING_CPU,
+                &mut v as *mut _ as *mut libc::c_void,
+                &mut len,
+            )
+        } < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(v)
+    }
 
     #[test]
     fn a_steering_listener_asks_for_its_cpu_until_cleared() {
         let addr = "127.0.0.1:0".parse().unwrap();
         let fd = super::listen_reuseport(addr, Some(0)).expect("listen");
-        assert_eq!(super::incoming_cpu(fd).unwrap(), 0);
+        assert_eq!(incoming_cpu(fd).unwrap(), 0);
         super::set_incoming_cpu(fd, -1).unwrap();
-        assert_eq!(super::incoming_cpu(fd).unwrap(), -1);
+        assert_eq!(incoming_cpu(fd).unwrap(), -1);
         let plain = super::listen_reuseport(addr, None).expect("listen");
-        assert_eq!(super::incoming_cpu(plain).unwrap(), -1);
+        assert_eq!(incoming_cpu(plain).unwrap(), -1);
         // SAFETY: both descriptors are ours, closed once.
         unsafe {
             libc::close(fd);
