@@ -302,6 +302,7 @@ fn parse_body(shard: &Shard, req: &Request, key: &GroupKey) -> Result<Vec<Render
         )));
     }
     crate::expo::pack(&mut families);
+    crate::expo::compress(&mut families);
     Ok(families)
 }
 

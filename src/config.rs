@@ -87,6 +87,11 @@ pub struct Flags {
     #[argh(option, default = "String::from(\"16GiB\")")]
     pub store_max_bytes: String,
 
+    /// keep groups of 64 KiB or more as their gzip deflate segments instead of plain text:
+    /// on (default; about a fifth of the memory, plain scrapes inflate them) or off
+    #[argh(option, default = "String::from(\"on\")")]
+    pub store_compression: String,
+
     /// largest request head (request line and headers) (default "64KiB")
     #[argh(option, default = "String::from(\"64KiB\")")]
     pub http_max_header_size: String,
@@ -190,6 +195,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub steering: Steering,
+    /// Keep large groups compressed (`--store.compression`, see `expo::compress`).
+    pub compression: bool,
     pub log_level: LogLevel,
 }
 
@@ -290,6 +297,11 @@ impl Config {
                 "cpu" => Steering::Cpu,
                 "hash" => Steering::Hash,
                 other => return Err(bad("http.connection-steering", format!("{other:?} is not one of cpu, hash"))),
+            },
+            compression: match f.store_compression.as_str() {
+                "on" => true,
+                "off" => false,
+                other => return Err(bad("store.compression", format!("{other:?} is not one of on, off"))),
             },
             log_level,
         })

@@ -5,6 +5,7 @@
 //! (URL labels win over body labels, `instance=""` is added when nobody names an instance),
 //! labels sorted by name. A scrape then only copies these bytes.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -86,9 +87,11 @@ pub struct Chunk {
 pub static DEFLATED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// One buffer of rendered families and, once a gzip scrape asked for them, the same ranges
-/// as deflate segments.
+/// as deflate segments. A compressed group ([`compress`]) keeps the segments only: `bytes` is
+/// empty and `compressed` set.
 struct Packed {
     bytes: Vec<u8>,
+    compressed: bool,
     ranges: Box<[(usize, usize)]>,
     /// Shared so that a gzip scrape can hold a group's segments without its plain bytes
     /// (see `scrape::Assembled::keep_deflated_only`).
@@ -191,7 +194,7 @@ pub fn enable_buffer_reuse(own: usize, shared: usize) {
 
 /// An empty buffer of at least about `capacity` bytes: a kept one if one fits (it may be up
 /// to a sixteenth smaller: rendering grows it if needed), else a new one.
-fn buffer(capacity: usize) -> Vec<u8> {
+pub(crate) fn buffer(capacity: usize) -> Vec<u8> {
     if capacity >= REUSE_MIN {
         let least = capacity - capacity / 16;
         let own = REUSE.try_with(|r| r.borrow_mut().take(least)).ok().flatten();
@@ -204,7 +207,7 @@ fn buffer(capacity: usize) -> Vec<u8> {
     Vec::with_capacity(capacity)
 }
 
-fn give_back(v: Vec<u8>) {
+pub(crate) fn give_back(v: Vec<u8>) {
     if v.capacity() < REUSE_MIN {
         return;
     }
@@ -218,6 +221,46 @@ fn give_back(v: Vec<u8>) {
 }
 
 impl Chunk {
+    /// Length of the plain bytes (kept for a compressed group too).
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// Whether the plain bytes are gone and only the deflate segment is kept ([`compress`]).
+    pub fn is_compressed(&self) -> bool {
+        self.buf.compressed
+    }
+
+    /// The plain bytes as stored; `None` for a compressed group ([`plain`](Chunk::plain)
+    /// inflates those).
+    pub fn stored(&self) -> Option<&[u8]> {
+        (!self.buf.compressed).then(|| &self.buf.bytes[self.start..self.end])
+    }
+
+    /// The plain bytes: borrowed as stored, or inflated from the segment of a compressed group.
+    pub fn plain(&self) -> Cow<'_, [u8]> {
+        match self.stored() {
+            Some(b) => Cow::Borrowed(b),
+            None => {
+                let mut out = Vec::with_capacity(self.len());
+                self.plain_into(&mut out);
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// Appends the plain bytes to `out` (copied, or inflated for a compressed group).
+    pub fn plain_into(&self, out: &mut Vec<u8>) {
+        match self.stored() {
+            Some(b) => out.extend_from_slice(b),
+            None => gzip::inflate_segment(self.deflated(), self.len(), out),
+        }
+    }
+
     /// Whether [`deflated`](Chunk::deflated) is ready (costs nothing to call).
     pub fn has_deflated(&self) -> bool {
         self.buf.deflated.get().is_some()
@@ -252,30 +295,28 @@ impl Chunk {
     }
 }
 
-impl std::ops::Deref for Chunk {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.buf.bytes[self.start..self.end]
-    }
-}
-
 impl From<Vec<u8>> for Chunk {
     fn from(v: Vec<u8>) -> Chunk {
         let end = v.len();
         let ranges = Box::new([(0, end)]);
-        Chunk { buf: Arc::new(Packed { bytes: v, ranges, deflated: OnceLock::new() }), start: 0, end, seg: 0 }
+        Chunk {
+            buf: Arc::new(Packed { bytes: v, compressed: false, ranges, deflated: OnceLock::new() }),
+            start: 0,
+            end,
+            seg: 0,
+        }
     }
 }
 
 impl PartialEq for Chunk {
     fn eq(&self, other: &Chunk) -> bool {
-        **self == **other
+        self.plain() == other.plain()
     }
 }
 
 impl fmt::Debug for Chunk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&String::from_utf8_lossy(self), f)
+        fmt::Debug::fmt(&String::from_utf8_lossy(&self.plain()), f)
     }
 }
 
@@ -301,14 +342,70 @@ pub fn pack(families: &mut [RenderedFamily]) {
     let mut ranges = Vec::with_capacity(families.len());
     for f in families.iter() {
         let start = bytes.len();
-        bytes.extend_from_slice(&f.samples);
+        f.samples.plain_into(&mut bytes);
         ranges.push((start, bytes.len()));
     }
-    let buf = Arc::new(Packed { bytes, ranges: ranges.into(), deflated: OnceLock::new() });
+    let buf = Arc::new(Packed { bytes, compressed: false, ranges: ranges.into(), deflated: OnceLock::new() });
     for (i, f) in families.iter_mut().enumerate() {
         let (start, end) = buf.ranges[i];
         f.samples = Chunk { buf: buf.clone(), start, end, seg: i as u32 };
     }
+}
+
+/// Groups whose rendered bytes reach this size are kept compressed when [`compress`] is on:
+/// the large exporter pushes that make up nearly all of a big store. Smaller ones (a status
+/// push, a batch job's few series) stay plain, so small pushes cost no deflate.
+pub const COMPRESS_MIN: usize = 64 * 1024;
+
+thread_local! {
+    static COMPRESS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Turns keeping large groups compressed ([`compress`]) on or off for pushes this thread
+/// handles from now on (`--store.compression`; shard threads set it at start).
+pub fn set_compression(on: bool) {
+    COMPRESS.with(|c| c.set(on));
+}
+
+/// Keeps a packed group ([`pack`]) as its deflate segments only, when compression is on for
+/// this thread and the group's bytes reach [`COMPRESS_MIN`]: the rendered buffer goes back
+/// to the buffer pool at once, for the next push to render into, and the store holds about a
+/// fifth of the bytes (the segments a gzip scrape sends as they are). A plain scrape inflates
+/// them again. Fresh memory is what a large store's first push cycle waits for: on this
+/// project's test VM the host hands out new pages at 0.35 to 2 GB/s (see
+/// `bench-results/compressed-store-2026-11-22/`), which at thousands of nodes was slower than
+/// the pushes arrived. Deflating costs the shard about what the next gzip scrape would have
+/// spent making the same segments.
+pub fn compress(families: &mut [RenderedFamily]) {
+    if families.is_empty() || !COMPRESS.with(|c| c.get()) {
+        return;
+    }
+    let first = families[0].samples.buf.clone();
+    if first.compressed || first.bytes.len() < COMPRESS_MIN || first.deflated.get().is_some() {
+        return;
+    }
+    if !families.iter().all(|f| Arc::ptr_eq(&f.samples.buf, &first)) {
+        return;
+    }
+    let segments = gzip::deflate_segments(&first.bytes, &first.ranges);
+    DEFLATED_BYTES.fetch_add(segments.data.len(), Ordering::Relaxed);
+    let buf = Arc::new(Packed {
+        bytes: Vec::new(),
+        compressed: true,
+        ranges: first.ranges.clone(),
+        deflated: OnceLock::from(Arc::new(segments)),
+    });
+    for f in families.iter_mut() {
+        f.samples.buf = buf.clone();
+    }
+    #[cfg(debug_assertions)]
+    for f in families.iter() {
+        let mut back = Vec::new();
+        f.samples.plain_into(&mut back);
+        debug_assert_eq!(&back[..], &first.bytes[f.samples.start..f.samples.end], "segment inflates back");
+    }
+    // The last handle on the plain buffer: dropping it gives the buffer back to the pool.
+    drop(first);
 }
 
 /// A push rejected while parsing or rendering. `line` is 1-based; 0 when not tied to a line.
@@ -629,7 +726,7 @@ impl<'g> FamilyRenderer<'g> {
             self.out.shrink_to_fit();
         }
         let ranges: Box<[(usize, usize)]> = self.done.iter().map(|d| d.range).collect();
-        let buf = Arc::new(Packed { bytes: self.out, ranges, deflated: OnceLock::new() });
+        let buf = Arc::new(Packed { bytes: self.out, compressed: false, ranges, deflated: OnceLock::new() });
         self.done
             .into_iter()
             .enumerate()
@@ -817,8 +914,8 @@ mod tests {
         r.end_family(b"b", MetricType::Counter, None).unwrap();
         let fams = r.into_families();
         assert_eq!(fams.len(), 2);
-        assert_eq!(&*fams[0].samples, b"a{} 1\n");
-        assert_eq!(&*fams[1].samples, b"b{i=\"0\"} 2\nb{i=\"1\"} 2\nb{i=\"2\"} 2\n");
+        assert_eq!(&*fams[0].samples.plain(), b"a{} 1\n");
+        assert_eq!(&*fams[1].samples.plain(), b"b{i=\"0\"} 2\nb{i=\"1\"} 2\nb{i=\"2\"} 2\n");
         assert_eq!((fams[0].series, fams[1].series), (1, 3));
         assert_eq!((&*fams[0].name, fams[0].help.as_deref()), ("a", Some("help of a")));
         assert!(Arc::ptr_eq(&fams[0].samples.buf, &fams[1].samples.buf));
@@ -882,17 +979,17 @@ mod tests {
         };
         enable_buffer_reuse(4 * REUSE_MIN, 0);
         let first = render(20_000);
-        let ptr = first[0].samples.as_ptr();
+        let ptr = first[0].samples.stored().unwrap().as_ptr();
         drop(first);
         REUSE.with(|r| assert_eq!(r.borrow().len(), 1, "kept when let go"));
         let second = render(20_000);
-        assert_eq!(second[0].samples.as_ptr(), ptr, "the kept buffer is reused");
+        assert_eq!(second[0].samples.stored().unwrap().as_ptr(), ptr, "the kept buffer is reused");
         assert_eq!(second[0].series, 20_000);
-        assert!(second[0].samples.starts_with(b"m{i=\"0\"} 1\nm{i=\"1\"} 1\n"));
+        assert!(second[0].samples.plain().starts_with(b"m{i=\"0\"} 1\nm{i=\"1\"} 1\n"));
         // A small family does not take it; the limit holds.
         drop(second);
         let small = render(10);
-        assert_ne!(small[0].samples.as_ptr(), ptr);
+        assert_ne!(small[0].samples.stored().unwrap().as_ptr(), ptr);
         let many: Vec<_> = (0..8).map(|_| render(20_000)).collect();
         drop(many);
         REUSE.with(|r| {

@@ -38,7 +38,9 @@ pub const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
 /// `ends[i]` (and starting where segment `i - 1` ended), and the CRC of each range's plain
 /// bytes.
 pub struct Segments {
-    pub data: Box<[u8]>,
+    /// From the rendered-buffer pool and given back to it when dropped: a push cycle replaces
+    /// every large group's segments with ones of about the same size.
+    pub data: Vec<u8>,
     pub ends: Box<[usize]>,
     pub plain: Box<[PlainCrc]>,
 }
@@ -49,6 +51,12 @@ pub struct PlainCrc {
     pub crc: u32,
     pub shift: u32,
     pub len: u64,
+}
+
+impl Drop for Segments {
+    fn drop(&mut self) {
+        crate::expo::give_back(std::mem::take(&mut self.data));
+    }
 }
 
 impl Segments {
@@ -144,12 +152,42 @@ pub fn deflate_segments(bytes: &[u8], ranges: &[(usize, usize)]) -> Segments {
             let len = input.len() as u64;
             plain.push(PlainCrc { crc: crc32fast::hash(input), shift: crc::shift(len), len });
         }
-        let segments = Segments { data: out.as_slice().into(), ends: ends.into(), plain: plain.into() };
+        let mut data = crate::expo::buffer(out.len());
+        data.extend_from_slice(out);
+        let segments = Segments { data, ends: ends.into(), plain: plain.into() };
         if out.capacity() > 4 << 20 {
             // Do not keep a huge group's scratch for the life of the thread.
             *out = Vec::new();
         }
         segments
+    })
+}
+
+thread_local! {
+    /// One raw inflater per thread, for plain reads of compressed groups.
+    static INFLATE: RefCell<flate2::Decompress> = RefCell::new(flate2::Decompress::new(false));
+}
+
+/// Appends the `plain_len` bytes that segment `seg` (made by [`deflate_segments`]) holds to
+/// `out`. The segments are this process's own, checked when made (debug builds inflate every
+/// one back); one that does not give back exactly its length is a bug, and panics.
+pub fn inflate_segment(seg: &[u8], plain_len: usize, out: &mut Vec<u8>) {
+    if plain_len == 0 {
+        return;
+    }
+    INFLATE.with(|cell| {
+        let mut d = cell.borrow_mut();
+        d.reset(false);
+        let want = out.len() + plain_len;
+        // One byte to spare: with no room left after the last output byte, the inflater could
+        // stop before it reads the segment's closing empty block.
+        out.reserve(plain_len + 1);
+        let r = d.decompress_vec(seg, out, flate2::FlushDecompress::Sync);
+        assert!(
+            r.is_ok() && out.len() == want && d.total_in() == seg.len() as u64,
+            "deflate segment of {} bytes did not inflate to its {plain_len} bytes: {r:?}",
+            seg.len()
+        );
     })
 }
 

@@ -236,7 +236,7 @@ pub fn metrics(mut groups: Vec<GroupView>) -> String {
             json_str(&mut o, &f.name);
             o.push(':');
             let help = f.help.as_deref().map(|h| h.replace("\\n", "\n").replace("\\\\", "\\"));
-            family_json(&mut o, &ts, f.mtype, help.as_deref(), std::str::from_utf8(&f.samples).unwrap_or(""));
+            family_json(&mut o, &ts, f.mtype, help.as_deref(), std::str::from_utf8(&f.samples.plain()).unwrap_or(""));
         }
         o.push('}');
     }

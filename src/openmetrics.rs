@@ -452,7 +452,7 @@ mod tests {
     fn exemplar_stripping_skips_label_values() {
         let got = om("a{x=\"}\\\"} # {\",y=\"#\"} 1 # {t=\"}\"} 2 3\n# EOF\n").unwrap();
         assert_eq!(
-            std::str::from_utf8(&got[0].samples).unwrap(),
+            std::str::from_utf8(&got[0].samples.plain()).unwrap(),
             "a{instance=\"\",job=\"j\",x=\"}\\\"} # {\",y=\"#\"} 1\n"
         );
     }

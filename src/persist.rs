@@ -179,7 +179,7 @@ fn encode(g: &GroupView, out: &mut Vec<u8>) {
             None => out.push(0),
         }
         out.extend_from_slice(&f.series.to_le_bytes());
-        put_bytes(out, &f.samples);
+        put_bytes(out, &f.samples.plain());
     }
 }
 

@@ -630,8 +630,8 @@ mod tests {
                     g,
                     w,
                     "\n{}\nvs\n{}",
-                    String::from_utf8_lossy(&g.samples),
-                    String::from_utf8_lossy(&w.samples)
+                    String::from_utf8_lossy(&g.samples.plain()),
+                    String::from_utf8_lossy(&w.samples.plain())
                 );
             }
         }
@@ -656,7 +656,7 @@ mod tests {
         );
         assert_eq!(fams[0].help.as_deref(), Some("Requests.\\nWith a \"newline\" and a \\\\ backslash."));
         assert_eq!(fams[2].help, None);
-        let s = |i: usize| String::from_utf8(fams[i].samples.to_vec()).unwrap();
+        let s = |i: usize| String::from_utf8(fams[i].samples.plain().to_vec()).unwrap();
         assert!(
             s(0).contains("{code=\"a\\\"b\\\\c\\nd\",gpu=\"url-wins\",instance=\"\",job=\"j\",method=\"PUT\"} 0\n"),
             "{}",
@@ -670,7 +670,7 @@ mod tests {
         assert!(s(5).contains("le=\"1e+06\"} 1e+06\n"));
         // URL grouping labels win over body labels of the same name.
         let gpu = decode(GPU_PB).unwrap();
-        assert!(std::str::from_utf8(&gpu[0].samples).unwrap().lines().all(|l| l.contains("gpu=\"url-wins\"")));
+        assert!(std::str::from_utf8(&gpu[0].samples.plain()).unwrap().lines().all(|l| l.contains("gpu=\"url-wins\"")));
         assert_eq!(gpu[0].series, 8);
     }
 
@@ -795,7 +795,7 @@ mod tests {
         varint_field(&mut f, 3, 1);
         len_field(&mut f, 1, b"g");
         let fams = decode(&delimited(&[f])).unwrap();
-        assert_eq!(&*fams[0].samples, b"g{a=\"1\",gpu=\"url-wins\",instance=\"\",job=\"j\"} 2.5\n");
+        assert_eq!(&*fams[0].samples.plain(), b"g{a=\"1\",gpu=\"url-wins\",instance=\"\",job=\"j\"} 2.5\n");
         assert_eq!(fams[0].mtype, MetricType::Gauge);
         assert!(decode(b"").unwrap().is_empty());
     }

@@ -37,17 +37,55 @@ enum Part {
 }
 
 impl Assembled {
-    /// The output as slices, in order.
+    /// The output as slices, in order (stored bytes only: see [`plain`](Assembled::plain)).
     pub fn slices(&self) -> Vec<&[u8]> {
         self.slices_of(0..self.parts.len())
     }
 
-    /// The plain bytes of one part (none once released).
+    /// The plain bytes of one part as stored (none once released or converted to its
+    /// segment, nor for a compressed group's chunk: see [`has_compressed`]).
+    ///
+    /// [`has_compressed`]: Assembled::has_compressed
     fn plain<'a>(&'a self, p: &'a Part) -> &'a [u8] {
         match p {
             Part::Header(s, e) => &self.header[*s..*e],
-            Part::Chunk(c) => &c.samples[..],
+            Part::Chunk(c) => c.samples.stored().unwrap_or(&[]),
             Part::Deflated(..) | Part::Released => &[],
+        }
+    }
+
+    /// Length of one part's plain bytes in the output (0 once released).
+    fn part_len(&self, p: &Part) -> usize {
+        match p {
+            Part::Header(s, e) => e - s,
+            Part::Chunk(c) => c.samples.len(),
+            Part::Deflated(segments, i) => segments.plain[*i as usize].len as usize,
+            Part::Released => 0,
+        }
+    }
+
+    /// Whether any chunk of parts `range` belongs to a compressed group, whose plain bytes
+    /// must be inflated ([`plain_into`]) rather than sent as stored ([`slices_of`]).
+    ///
+    /// [`plain_into`]: Assembled::plain_into
+    /// [`slices_of`]: Assembled::slices_of
+    pub fn has_compressed(&self, range: std::ops::Range<usize>) -> bool {
+        self.parts[range].iter().any(|p| matches!(p, Part::Chunk(c) if c.samples.is_compressed()))
+    }
+
+    /// Appends the plain output of parts `range` to `out`: stored bytes copied, compressed
+    /// groups inflated (on a blocking thread in a scrape: this is what a plain scrape of a
+    /// compressed store costs).
+    pub fn plain_into(&self, range: std::ops::Range<usize>, out: &mut Vec<u8>) {
+        for p in &self.parts[range] {
+            match p {
+                Part::Chunk(c) => c.samples.plain_into(out),
+                Part::Deflated(segments, i) => {
+                    let i = *i as usize;
+                    crate::gzip::inflate_segment(segments.get(i), segments.plain[i].len as usize, out);
+                }
+                p => out.extend_from_slice(self.plain(p)),
+            }
         }
     }
 
@@ -129,12 +167,10 @@ impl Assembled {
         self.parts.len()
     }
 
-    /// Copies the output into one buffer (tests, gzip).
+    /// Copies the output into one buffer (tests, gzip), inflating compressed groups.
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len);
-        for s in self.slices() {
-            out.extend_from_slice(s);
-        }
+        self.plain_into(0..self.parts.len(), &mut out);
         out
     }
 }
@@ -193,7 +229,7 @@ impl Assembled {
         let mut out = Vec::with_capacity(n);
         let (mut start, mut acc) = (0, 0);
         for (i, p) in self.parts.iter().enumerate() {
-            acc += self.plain(p).len();
+            acc += self.part_len(p);
             if acc >= target && out.len() + 1 < n {
                 out.push(start..i + 1);
                 start = i + 1;
@@ -209,8 +245,9 @@ impl Assembled {
     /// Compresses parts `range` into one gzip member, from scratch (benchmarks compare it
     /// with the segments a scrape sends).
     pub fn gzip_range(&self, range: std::ops::Range<usize>, level: u32) -> Vec<u8> {
-        let slices = self.slices();
-        crate::decompress::gzip_member(&slices[range], level)
+        let mut plain = Vec::new();
+        self.plain_into(range, &mut plain);
+        crate::decompress::gzip_member(&[&plain[..]], level)
     }
 
     /// Gets parts `range` ready for a gzip scrape in one call (benchmarks): makes the missing
@@ -292,7 +329,7 @@ impl Assembled {
                 Part::Released => Part::Released,
             })
             .collect();
-        let len = parts.iter().map(|p| self.plain(p).len()).sum();
+        let len = parts.iter().map(|p| self.part_len(p)).sum();
         Assembled { header: self.header.clone(), parts, len, families: self.families, dropped: self.dropped }
     }
 }

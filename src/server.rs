@@ -146,6 +146,7 @@ pub fn start(config: Config) -> io::Result<Running> {
                         max_value_len: config.max_label_length,
                     });
                     crate::expo::enable_buffer_reuse(RENDER_BUFFERS_KEPT, RENDER_BUFFERS_SHARED);
+                    crate::expo::set_compression(config.compression);
                     crate::http::Body::keep_buffers(config.max_in_flight.min(usize::MAX as u64) as usize);
                     let shard = Rc::new(Shard::new(id, config, shared, Some(senders)));
                     shard.scrape_queue.set(Some(glommio::executor().create_task_queue(
@@ -471,22 +472,74 @@ fn trim_after_scrape() {
 }
 
 /// Sends the scrape uncompressed with vectored writes, in runs of about [`SCRAPE_RUN`]
-/// bytes, letting go of each run's chunks once it is written.
+/// bytes, letting go of each run's chunks once it is written. A run that holds compressed
+/// groups (see `expo::compress`) is inflated into one buffer on a blocking thread at a lower
+/// priority, as gzip segments are made, several runs at a time; the others go out as stored.
 async fn write_plain(
     shard: &Shard,
     conn: &mut Conn,
     assembled: &mut crate::scrape::Assembled,
     keep_alive: bool,
 ) -> io::Result<()> {
+    use crate::scrape::Assembled;
+    enum Prepared {
+        Stored,
+        Pending(glommio::task::JoinHandle<Vec<u8>>),
+    }
     let head = Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(assembled.len, keep_alive);
     // `split` gives at least one run, even for an empty scrape: the head goes out with the first.
     let mut first = Some(&head[..]);
-    for range in assembled.split(assembled.len / SCRAPE_RUN + 1) {
-        let mut slices = Vec::with_capacity(range.len() + 1);
-        slices.extend(first.take());
-        slices.extend(assembled.slices_of(range.clone()));
-        conn.write_vectored_all(&slices).await?;
-        drop(slices);
+    let runs = assembled.split(assembled.len / SCRAPE_RUN + 1);
+    let parallel = shard.shards.max(2);
+    // Inflate buffers, handed back and forth between this task and the blocking threads.
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut queue = std::collections::VecDeque::new();
+    let mut next = 0;
+    while next < runs.len() || !queue.is_empty() {
+        while queue.len() < parallel && next < runs.len() {
+            let range = runs[next].clone();
+            let prepared = if assembled.has_compressed(range.clone()) {
+                // A handle on the run (reference counts only) that a blocking thread can own.
+                let run: Assembled = assembled.share(range);
+                let mut buf = spare.pop().unwrap_or_default();
+                Prepared::Pending(
+                    glommio::spawn_local(async move {
+                        glommio::executor()
+                            .spawn_blocking(move || {
+                                crate::sys::lower_thread_priority();
+                                buf.clear();
+                                buf.reserve(run.len);
+                                run.plain_into(0..run.parts(), &mut buf);
+                                buf
+                            })
+                            .await
+                    })
+                    .detach(),
+                )
+            } else {
+                Prepared::Stored
+            };
+            queue.push_back((next, prepared));
+            next += 1;
+        }
+        let (i, prepared) = queue.pop_front().expect("queue is not empty");
+        let range = runs[i].clone();
+        match prepared {
+            Prepared::Stored => {
+                let mut slices = Vec::with_capacity(range.len() + 1);
+                slices.extend(first.take());
+                slices.extend(assembled.slices_of(range.clone()));
+                conn.write_vectored_all(&slices).await?;
+            }
+            Prepared::Pending(task) => {
+                let buf = task.await.ok_or_else(|| io::Error::other("scrape inflate task cancelled"))?;
+                let slices: Vec<&[u8]> = first.take().into_iter().chain([&buf[..]]).collect();
+                let written = conn.write_vectored_all(&slices).await;
+                drop(slices);
+                spare.push(buf);
+                written?;
+            }
+        }
         assembled.release(range);
     }
     shard.stats.sent(assembled.len);

@@ -562,7 +562,7 @@ fn render_times(g: &mut Group, names: &[(Arc<str>, Arc<str>); 2], which: Times) 
         r.sample(PUSH_TIME.as_bytes(), &mut [], b"0", SampleRole::Plain, 0).expect("gauge without labels renders");
         let f = r.finish(PUSH_TIME.as_bytes(), MetricType::Gauge, None).expect("one series");
         // `push_time_seconds{...} 0\n`
-        g.time_labels = f.samples[PUSH_TIME.len()..f.samples.len() - 3].into();
+        g.time_labels = f.samples.plain()[PUSH_TIME.len()..f.samples.len() - 3].into();
     }
     let wanted = [which != Times::Failure, which != Times::Push];
     for (i, ((name, help), value)) in names.iter().zip([g.push_time, g.failure_time]).enumerate() {
@@ -664,7 +664,7 @@ mod tests {
         let (held, _) = s.get(&keys[0]).unwrap().families.get_key_value("temp").unwrap();
         assert!(Arc::ptr_eq(held, &fams[0].name));
         // Bytes and contents are those pushed.
-        assert_eq!(&*fams[2].samples, b"temp{instance=\"n2\",job=\"j\"} 2\n");
+        assert_eq!(&*fams[2].samples.plain(), b"temp{instance=\"n2\",job=\"j\"} 2\n");
         // Strings nobody holds any more are let go at the next sweep.
         for k in &keys {
             assert!(s.delete(k));
@@ -677,7 +677,7 @@ mod tests {
     fn listed(s: &Store) -> Vec<(String, String)> {
         let snap = s.snapshot("");
         let all = snap.families.iter().flatten().filter(|f| !f.name.starts_with("push_"));
-        all.map(|f| (f.name.to_string(), String::from_utf8_lossy(&f.samples).into_owned())).collect()
+        all.map(|f| (f.name.to_string(), String::from_utf8_lossy(&f.samples.plain()).into_owned())).collect()
     }
 
     #[test]
@@ -713,7 +713,8 @@ mod tests {
     /// A scrape's view of one family: each group's bytes, in the order the snapshot lists them.
     fn scraped(snap: &ShardSnapshot, name: &str) -> Vec<String> {
         let fam = snap.families.iter().find(|f| &*f[0].name == name);
-        fam.map(|f| f.iter().map(|c| String::from_utf8_lossy(&c.samples).into_owned()).collect()).unwrap_or_default()
+        fam.map(|f| f.iter().map(|c| String::from_utf8_lossy(&c.samples.plain()).into_owned()).collect())
+            .unwrap_or_default()
     }
 
     #[test]

@@ -546,7 +546,7 @@ mod tests {
         let mut s = String::new();
         for f in fams {
             s.push_str(&format!("{} {} {:?}\n", f.name, f.mtype.as_str(), f.help));
-            s.push_str(std::str::from_utf8(&f.samples).unwrap());
+            s.push_str(std::str::from_utf8(&f.samples.plain()).unwrap());
         }
         Ok(s)
     }

@@ -43,7 +43,7 @@ fn fast(body: &[u8], key: &GroupKey) -> Outcome {
             name: f.name.to_string(),
             mtype: f.mtype.as_str().to_string(),
             help: f.help.map(|h| h.to_string()),
-            samples: String::from_utf8(f.samples.to_vec()).expect("rendered samples are UTF-8"),
+            samples: String::from_utf8(f.samples.plain().to_vec()).expect("rendered samples are UTF-8"),
             series: f.series,
         })
         .collect();

@@ -40,7 +40,7 @@ pub fn proto(data: &[u8]) {
     let Ok(fams) = ringgate::proto::parse(data, &key(), &bump, usize::MAX) else { return };
     well_formed(&fams);
     for f in &fams {
-        let text = format!("# TYPE {} {}\n{}", f.name, f.mtype.as_str(), String::from_utf8_lossy(&f.samples));
+        let text = format!("# TYPE {} {}\n{}", f.name, f.mtype.as_str(), String::from_utf8_lossy(&f.samples.plain()));
         let bump = Bump::new();
         let again = ringgate::text::parse(text.as_bytes(), &key(), &bump)
             .unwrap_or_else(|e| panic!("protobuf family renders text the text parser refuses: {e}\n{text}"));
@@ -165,7 +165,8 @@ fn well_formed(fams: &[RenderedFamily]) {
     names.sort_unstable();
     assert!(names.windows(2).all(|w| w[0] != w[1]), "a family twice: {names:?}");
     for f in fams {
-        let text = std::str::from_utf8(&f.samples).expect("rendered samples are UTF-8");
+        let plain = f.samples.plain();
+        let text = std::str::from_utf8(&plain).expect("rendered samples are UTF-8");
         assert!(text.ends_with('\n') && !f.samples.is_empty(), "{text:?}");
         assert_eq!(text.lines().count(), f.series as usize, "{text:?}");
         assert!(text.lines().all(|l| l.starts_with(&*f.name)), "{text:?}");
@@ -186,7 +187,7 @@ fn reads_back(fams: &[RenderedFamily]) {
         text.push_str(&format!("# TYPE {} {}\n", f.name, f.mtype.as_str()));
     }
     for f in fams {
-        text.push_str(std::str::from_utf8(&f.samples).expect("UTF-8"));
+        text.push_str(std::str::from_utf8(&f.samples.plain()).expect("UTF-8"));
     }
     let bump = Bump::new();
     let again = ringgate::text::parse(text.as_bytes(), &key(), &bump)
