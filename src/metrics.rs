@@ -327,7 +327,7 @@ impl Stats {
             out.push(global(
                 GZIP_SEGMENT_BYTES,
                 MetricType::Gauge,
-                "Bytes of deflate segments kept beside the stored exposition for gzip scrapes.",
+                "Bytes of deflate segments held: compressed groups (in place of their text) and segments gzip scrapes made for the others.",
                 deflated.to_string(),
             ));
             out.push(global(
