@@ -380,13 +380,14 @@ pub fn compress(families: &mut [RenderedFamily]) {
     if families.is_empty() || !COMPRESS.with(|c| c.get()) {
         return;
     }
-    let first = families[0].samples.buf.clone();
+    let first = &families[0].samples.buf;
     if first.compressed || first.bytes.len() < COMPRESS_MIN || first.deflated.get().is_some() {
         return;
     }
-    if !families.iter().all(|f| Arc::ptr_eq(&f.samples.buf, &first)) {
+    if !families.iter().all(|f| Arc::ptr_eq(&f.samples.buf, first)) {
         return;
     }
+    let first = first.clone();
     let segments = gzip::deflate_segments(&first.bytes, &first.ranges);
     DEFLATED_BYTES.fetch_add(segments.data.len(), Ordering::Relaxed);
     let buf = Arc::new(Packed {

@@ -15,19 +15,6 @@ fn with_compression(on: bool) -> Gateway {
     start_with(ringgate::config::Config { compression: on, ..config() })
 }
 
-fn big_body(mb: usize) -> String {
-    let mut s = String::with_capacity(mb << 20);
-    s.push_str("# TYPE filler gauge\n");
-    let mut i = 0;
-    while s.len() < mb << 20 {
-        s.push_str(&format!(
-            "filler{{n=\"{i}\",pad=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}} {i}\n"
-        ));
-        i += 1;
-    }
-    s
-}
-
 fn gpu_payload() -> String {
     std::fs::read_to_string(format!("{}/tests/fixtures/gpu.txt", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
@@ -47,6 +34,19 @@ fn pushed_part(text: &str) -> String {
         }
     }
     out
+}
+
+/// A POST that replaces some families of `n3`'s node group and adds one (its families then
+/// live in two buffers), a PUT that replaces `n4`'s GPU group with a small body, and a DELETE
+/// of group `filler`.
+fn post_put_delete(g: &Gateway, filler: &str) {
+    let post = "# TYPE node_load1 gauge\nnode_load1 42\n# TYPE extra counter\nextra_total 7\n";
+    assert_eq!(g.post("/metrics/job/node/instance/n3", post).status, 200);
+    assert_eq!(
+        g.put("/metrics/job/gpu/instance/n4", "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\nDCGM_FI_DEV_GPU_TEMP 1\n").status,
+        200
+    );
+    assert_eq!(g.delete(&format!("/metrics/job/{filler}")).status, 202);
 }
 
 #[test]
@@ -106,13 +106,7 @@ fn compressed_groups_read_back_byte_for_byte() {
     // compressed and a plain buffer), a PUT replaces one with a small body, a DELETE removes
     // one; then the first group is pushed again whole.
     for g in [&on, &off] {
-        let post = "# TYPE node_load1 gauge\nnode_load1 42\n# TYPE extra counter\nextra_total 7\n";
-        assert_eq!(g.post("/metrics/job/node/instance/n3", post).status, 200);
-        assert_eq!(
-            g.put("/metrics/job/gpu/instance/n4", "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\nDCGM_FI_DEV_GPU_TEMP 1\n").status,
-            200
-        );
-        assert_eq!(g.delete("/metrics/job/filler").status, 202);
+        post_put_delete(g, "filler");
         assert_eq!(g.put("/metrics/job/node/instance/n0", &node.replace("node_load1 ", "node_load1_x ")).status, 200);
     }
     compare("after a POST, a small PUT, a DELETE and a new push");
@@ -205,13 +199,7 @@ fn gzip_scrape_decodes_to_the_same_bytes() {
 
     // A POST replaces some families of a group (its families then live in two buffers), a
     // PUT replaces a group, a DELETE removes one: the next gzip scrape follows all three.
-    let post = "# TYPE node_load1 gauge\nnode_load1 42\n# TYPE extra counter\nextra_total 7\n";
-    assert_eq!(g.post("/metrics/job/node/instance/n3", post).status, 200);
-    assert_eq!(
-        g.put("/metrics/job/gpu/instance/n4", "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\nDCGM_FI_DEV_GPU_TEMP 1\n").status,
-        200
-    );
-    assert_eq!(g.delete("/metrics/job/filler1").status, 202);
+    post_put_delete(&g, "filler1");
     let plain = g.get("/metrics");
     let third = gunzip_scrape(&g);
     assert_eq!(strip_times(&third), strip_times(&plain.text()));

@@ -65,18 +65,6 @@ fn clear_groups_are_served_once() {
 }
 
 /// A persistent filler group large enough that a scrape cannot fit in the socket buffers.
-fn big_body(mb: usize) -> String {
-    let mut s = String::with_capacity(mb << 20);
-    s.push_str("# TYPE filler gauge\n");
-    let mut i = 0;
-    while s.len() < mb << 20 {
-        s.push_str(&format!(
-            "filler{{n=\"{i}\",pad=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}} {i}\n"
-        ));
-        i += 1;
-    }
-    s
-}
 
 #[test]
 fn a_scrape_cut_off_mid_body_keeps_clear_data() {

@@ -193,3 +193,17 @@ pub fn promtool_check(text: &str) {
         "promtool reported a problem: {report}"
     );
 }
+
+/// A text body of about `mb` MiB: one gauge family, one long series per line.
+pub fn big_body(mb: usize) -> String {
+    let mut s = String::with_capacity(mb << 20);
+    s.push_str("# TYPE filler gauge\n");
+    let mut i = 0;
+    while s.len() < mb << 20 {
+        s.push_str(&format!(
+            "filler{{n=\"{i}\",pad=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}} {i}\n"
+        ));
+        i += 1;
+    }
+    s
+}
