@@ -471,6 +471,21 @@ fn trim_after_scrape() {
     .detach();
 }
 
+/// Runs `work` on one of the executor's blocking threads at a lower priority (see
+/// `sys::lower_thread_priority`), as a task whose result a scrape awaits in turn: how scrapes
+/// prepare runs (inflating, deflating) several at a time off the shard.
+fn on_blocking_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> glommio::task::JoinHandle<T> {
+    glommio::spawn_local(async move {
+        glommio::executor()
+            .spawn_blocking(move || {
+                crate::sys::lower_thread_priority();
+                work()
+            })
+            .await
+    })
+    .detach()
+}
+
 /// Sends the scrape uncompressed with vectored writes, in runs of about [`SCRAPE_RUN`]
 /// bytes, letting go of each run's chunks once it is written. A run that holds compressed
 /// groups (see `expo::compress`) is inflated into one buffer on a blocking thread at a lower
@@ -502,20 +517,12 @@ async fn write_plain(
                 // A handle on the run (reference counts only) that a blocking thread can own.
                 let run: Assembled = assembled.share(range);
                 let mut buf = spare.pop().unwrap_or_default();
-                Prepared::Pending(
-                    glommio::spawn_local(async move {
-                        glommio::executor()
-                            .spawn_blocking(move || {
-                                crate::sys::lower_thread_priority();
-                                buf.clear();
-                                buf.reserve(run.len);
-                                run.plain_into(0..run.parts(), &mut buf);
-                                buf
-                            })
-                            .await
-                    })
-                    .detach(),
-                )
+                Prepared::Pending(on_blocking_thread(move || {
+                    buf.clear();
+                    buf.reserve(run.len);
+                    run.plain_into(0..run.parts(), &mut buf);
+                    buf
+                }))
             } else {
                 Prepared::Stored
             };
@@ -609,19 +616,11 @@ async fn write_gzip(
                 let crc = run.crc(0..run.parts());
                 Prepared::Ready(run, crc)
             } else {
-                Prepared::Pending(
-                    glommio::spawn_local(async move {
-                        glommio::executor()
-                            .spawn_blocking(move || {
-                                crate::sys::lower_thread_priority();
-                                run.make_segments(0..run.parts());
-                                let crc = run.crc(0..run.parts());
-                                (run, crc)
-                            })
-                            .await
-                    })
-                    .detach(),
-                )
+                Prepared::Pending(on_blocking_thread(move || {
+                    run.make_segments(0..run.parts());
+                    let crc = run.crc(0..run.parts());
+                    (run, crc)
+                }))
             };
             queue.push_back((next, prepared));
             next += 1;
