@@ -83,6 +83,13 @@ pub struct Chunk {
     seg: u32,
 }
 
+/// Where a chunk's plain bytes are ([`Chunk::source`]).
+pub enum Source<'a> {
+    Stored(&'a [u8]),
+    /// A deflate segment and the length of the plain bytes it holds.
+    Deflated(&'a [u8], usize),
+}
+
 /// Bytes of gzip segments held by the store right now (see [`Chunk::deflated`]).
 pub static DEFLATED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
@@ -255,9 +262,18 @@ impl Chunk {
 
     /// Appends the plain bytes to `out` (copied, or inflated for a compressed group).
     pub fn plain_into(&self, out: &mut Vec<u8>) {
+        match self.source() {
+            Source::Stored(b) => out.extend_from_slice(b),
+            Source::Deflated(seg, len) => gzip::inflate_segment(seg, len, out),
+        }
+    }
+
+    /// Where the plain bytes come from: the stored bytes, or the deflate segment of a
+    /// compressed group and the plain length it inflates to.
+    pub fn source(&self) -> Source<'_> {
         match self.stored() {
-            Some(b) => out.extend_from_slice(b),
-            None => gzip::inflate_segment(self.deflated(), self.len(), out),
+            Some(b) => Source::Stored(b),
+            None => Source::Deflated(self.deflated(), self.len()),
         }
     }
 

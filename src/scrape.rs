@@ -73,20 +73,52 @@ impl Assembled {
         self.parts[range].iter().any(|p| matches!(p, Part::Chunk(c) if c.samples.is_compressed()))
     }
 
-    /// Appends the plain output of parts `range` to `out`: stored bytes copied, compressed
-    /// groups inflated (on a blocking thread in a scrape: this is what a plain scrape of a
-    /// compressed store costs).
+    /// Appends the plain output of parts `range` to `out` (see [`plain_to`]).
+    ///
+    /// [`plain_to`]: Assembled::plain_to
     pub fn plain_into(&self, range: std::ops::Range<usize>, out: &mut Vec<u8>) {
-        for p in &self.parts[range] {
-            match p {
-                Part::Chunk(c) => c.samples.plain_into(out),
+        let start = out.len();
+        let len = self.parts[range.clone()].iter().map(|p| self.part_len(p)).sum::<usize>();
+        out.resize(start + len, 0);
+        self.plain_to(range, &mut out[start..]);
+    }
+
+    /// Writes the plain output of parts `range` into `dst`, exactly its length: stored bytes
+    /// copied, compressed groups inflated (on a blocking thread in a scrape: this is what a
+    /// plain scrape of a compressed store costs).
+    ///
+    /// First it finds where every part's bytes are, then it copies and inflates. A scrape
+    /// takes each group's chunk of one family after another's, so each part is a few cache
+    /// misses away (its family, its group's buffer, the segments); in a loop that does only
+    /// that, the processor has several parts' misses in flight at once, where between two
+    /// inflates it would wait for each in turn.
+    pub fn plain_to(&self, range: std::ops::Range<usize>, dst: &mut [u8]) {
+        use crate::expo::Source;
+        let sources: Vec<Source<'_>> = self.parts[range]
+            .iter()
+            .map(|p| match p {
+                Part::Chunk(c) => c.samples.source(),
                 Part::Deflated(segments, i) => {
                     let i = *i as usize;
-                    crate::gzip::inflate_segment(segments.get(i), segments.plain[i].len as usize, out);
+                    Source::Deflated(segments.get(i), segments.plain[i].len as usize)
                 }
-                p => out.extend_from_slice(self.plain(p)),
+                p => Source::Stored(self.plain(p)),
+            })
+            .collect();
+        let mut at = 0;
+        for s in sources {
+            match s {
+                Source::Stored(b) => {
+                    dst[at..at + b.len()].copy_from_slice(b);
+                    at += b.len();
+                }
+                Source::Deflated(seg, len) => {
+                    crate::gzip::inflate_to(seg, &mut dst[at..at + len]);
+                    at += len;
+                }
             }
         }
+        assert_eq!(at, dst.len(), "plain_to: the destination is not the parts' plain length");
     }
 
     /// Parts `range` of the output as slices, in order.

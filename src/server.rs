@@ -518,9 +518,9 @@ async fn write_plain(
                 let run: Assembled = assembled.share(range);
                 let mut buf = spare.pop().unwrap_or_default();
                 Prepared::Pending(on_blocking_thread(move || {
-                    buf.clear();
-                    buf.reserve(run.len);
-                    run.plain_into(0..run.parts(), &mut buf);
+                    // Zeroed only where it grows: inflating writes every byte.
+                    buf.resize(run.len, 0);
+                    run.plain_to(0..run.parts(), &mut buf);
                     buf
                 }))
             } else {
