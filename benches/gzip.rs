@@ -15,6 +15,11 @@
 //! - `segments_reused_whole_store`: a gzip scrape whose segments exist
 //!   (`Assembled::prepare_gzip`, CRC-32 of the plain bytes, and `Assembled::gzip_slices`), one
 //!   thread: what every other gzip scrape costs.
+//! - `inflate_own_whole_store` and `inflate_zlib_rs_whole_store`: every family chunk's
+//!   segment inflated back into a buffer the size of the exposition, one thread: what a
+//!   plain scrape of a compressed store (`--store.compression on`) costs before the socket,
+//!   with ringgate's own decoder (`gzip::inflate_to`, since bda25ea) and with zlib-rs reset
+//!   per segment (before).
 //!
 //! The compressed size (ratio) is printed once in the `payloads:` line. Every group has the
 //! same sample values, but deflate's window is 32 KiB and one group's exposition is ~300 KB,
@@ -104,6 +109,33 @@ fn bench(c: &mut Criterion) {
             black_box((crc, len, out.len()))
         })
     });
+    // A compressed store: each chunk kept as its segment, inflated back into place.
+    let segments: Vec<_> = slices.iter().map(|s| ringgate::gzip::deflate_segments(s, &[(0, s.len())])).collect();
+    let mut out = vec![0u8; assembled.len];
+    group.bench_function("inflate_own_whole_store", |b| {
+        b.iter(|| {
+            let mut at = 0;
+            for (seg, s) in segments.iter().zip(&slices) {
+                ringgate::gzip::inflate_to(seg.get(0), &mut out[at..at + s.len()]);
+                at += s.len();
+            }
+            black_box(out[at - 1])
+        })
+    });
+    assert!(slices.iter().flat_map(|s| s.iter()).eq(out.iter()), "own inflater reads back the store");
+    let mut z = flate2::Decompress::new(false);
+    let mut zout: Vec<u8> = Vec::with_capacity(assembled.len + 1);
+    group.bench_function("inflate_zlib_rs_whole_store", |b| {
+        b.iter(|| {
+            zout.clear();
+            for seg in &segments {
+                z.reset(false);
+                z.decompress_vec(seg.get(0), &mut zout, flate2::FlushDecompress::Sync).expect("valid segment");
+            }
+            black_box(zout.len())
+        })
+    });
+    assert_eq!(zout.len(), assembled.len, "zlib-rs reads back the store");
     group.finish();
     eprintln!(
         "segments: {} bytes for {} bytes of exposition (ratio {:.1})",
