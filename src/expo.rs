@@ -214,6 +214,13 @@ pub(crate) fn buffer(capacity: usize) -> Vec<u8> {
     Vec::with_capacity(capacity)
 }
 
+/// Bytes of group buffers this thread keeps, and bytes in the pool all threads share.
+pub fn pooled_bytes() -> (usize, usize) {
+    let own = REUSE.try_with(|r| r.try_borrow().map_or(0, |r| r.bytes())).unwrap_or(0);
+    let shared = SHARED_REUSE.lock().unwrap_or_else(|p| p.into_inner()).bytes();
+    (own, shared)
+}
+
 pub(crate) fn give_back(v: Vec<u8>) {
     if v.capacity() < REUSE_MIN {
         return;

@@ -73,6 +73,11 @@ impl Body {
         BODY_POOL.with(|p| p.borrow_mut().set_max(bytes));
     }
 
+    /// Bytes of body buffers this thread keeps for the next pushes.
+    pub fn pooled_bytes() -> usize {
+        BODY_POOL.try_with(|p| p.try_borrow().map_or(0, |p| p.bytes())).unwrap_or(0)
+    }
+
     /// A body of `n` bytes of unspecified content, to be overwritten.
     pub fn with_len(n: usize) -> Body {
         if n >= Body::POOLED_MIN {

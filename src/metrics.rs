@@ -34,6 +34,8 @@ pub const REMOVALS: &str = "ringgate_group_removals_total";
 pub const PERSISTENCE_WRITES: &str = "ringgate_persistence_writes_total";
 pub const CONNECTIONS_ACCEPTED: &str = "ringgate_connections_accepted_total";
 pub const CONNECTION_STEERING: &str = "ringgate_connection_steering";
+pub const BUFFER_POOL_BYTES: &str = "ringgate_buffer_pool_bytes";
+pub const BUFFER_POOL_SHARED_BYTES: &str = "ringgate_buffer_pool_shared_bytes";
 
 /// Process-wide heap trims (see `server::trim_after_scrape`): how many, the time they took in
 /// microseconds, and the fall in RSS across them.
@@ -312,6 +314,17 @@ impl Stats {
             "1 while this shard's listener takes the new connections of the CPU it is pinned to (--http.connection-steering).",
             &[(&[], (self.steering.get() as u8).to_string())],
         );
+        // Read on the shard's own thread: these pools are its own.
+        let (group_pool, shared_pool) = crate::expo::pooled_bytes();
+        fam(
+            BUFFER_POOL_BYTES,
+            MetricType::Gauge,
+            "Bytes of freed buffers this shard keeps for the next pushes: request bodies (up to --push.max-in-flight) and rendered groups.",
+            &[
+                (&[("pool", "group")], group_pool.to_string()),
+                (&[("pool", "request_body")], crate::http::Body::pooled_bytes().to_string()),
+            ],
+        );
         if shard == 0 {
             // Process-wide (not counted per shard): shown once, without `shard`.
             let global = |name: &str, mtype: MetricType, help: &str, value: String| {
@@ -329,6 +342,12 @@ impl Stats {
                 MetricType::Gauge,
                 "Bytes of deflate segments held: compressed groups (in place of their text) and segments gzip scrapes made for the others.",
                 deflated.to_string(),
+            ));
+            out.push(global(
+                BUFFER_POOL_SHARED_BYTES,
+                MetricType::Gauge,
+                "Bytes of freed group buffers kept in the pool all threads share.",
+                shared_pool.to_string(),
             ));
             out.push(global(
                 HEAP_TRIMS,

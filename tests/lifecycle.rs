@@ -253,6 +253,33 @@ fn json_apis_have_the_pushgateway_shapes() {
 }
 
 #[test]
+fn buffer_pools_show_what_they_keep_within_their_limits() {
+    let g = start();
+    // Bodies over 64 KiB come from the body pool and go back to it; a group of 1 MiB replaced
+    // by the same push again lets its buffers go to the group pools.
+    let body = big_body(1);
+    for i in 0..6 {
+        assert_eq!(g.put(&format!("/metrics/job/pool/instance/n{}", i % 3), &body).status, 200);
+    }
+    let m = g.get("/metrics").text();
+    let values = |prefix: &str| -> Vec<u64> {
+        m.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .collect()
+    };
+    let bodies = values("ringgate_buffer_pool_bytes{pool=\"request_body\",shard=");
+    let groups = values("ringgate_buffer_pool_bytes{pool=\"group\",shard=");
+    let shared = values("ringgate_buffer_pool_shared_bytes ");
+    assert_eq!((bodies.len(), groups.len(), shared.len()), (2, 2, 1), "one series per shard and pool:\n{m}");
+    assert!(bodies.iter().sum::<u64>() >= 1 << 20, "the read bodies are kept: {bodies:?}");
+    assert!(bodies.iter().all(|&b| b <= 32 << 20), "within --push.max-in-flight: {bodies:?}");
+    assert!(groups.iter().sum::<u64>() + shared[0] > 0, "replaced groups' buffers are kept: {groups:?} {shared:?}");
+    assert!(groups.iter().all(|&b| b <= 8 << 20) && shared[0] <= 16 << 20, "{groups:?} {shared:?}");
+    promtool_check(&m);
+}
+
+#[test]
 fn self_metrics_are_served_and_valid() {
     let g = start();
     g.put("/metrics/job/j", "a 1\n");
