@@ -595,14 +595,12 @@ mod fixed {
             }
             // At least 56 - 24 bits left: enough for any one symbol with its distance.
             let s = e[run];
-            if s.kind() == LITERAL {
-                *dst.get_mut(o).ok_or(Corrupt("more bytes than the plain length"))? = s.value() as u8;
-                o += 1;
-                r.take(s.bits());
-                continue;
-            }
             r.take(s.bits());
             match s.kind() {
+                LITERAL => {
+                    *dst.get_mut(o).ok_or(Corrupt("more bytes than the plain length"))? = s.value() as u8;
+                    o += 1;
+                }
                 LENGTH => {
                     // At most 8 + 5 + 5 + 13 bits since the refill: no refill needed.
                     let len = s.value() as usize + r.take(s.extra()) as usize;
