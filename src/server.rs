@@ -12,6 +12,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -490,6 +491,12 @@ fn on_blocking_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
 /// bytes, letting go of each run's chunks once it is written. A run that holds compressed
 /// groups (see `expo::compress`) is inflated into one buffer on a blocking thread at a lower
 /// priority, as gzip segments are made, several runs at a time; the others go out as stored.
+///
+/// A run of at least [`SEND_OFF_SHARD`] bytes is written by a blocking thread too (see
+/// [`send_off_shard`]), so that copying a large scrape into the socket, which on loopback
+/// also runs the reader's side of TCP, competes with the shards' pushes at the lower priority
+/// instead of inside the shard. Smaller runs, and whatever a blocking thread could not send
+/// because the reader stopped taking bytes, go out from the shard.
 async fn write_plain(
     shard: &Shard,
     conn: &mut Conn,
@@ -531,20 +538,23 @@ async fn write_plain(
         }
         let (i, prepared) = queue.pop_front().expect("queue is not empty");
         let range = runs[i].clone();
+        let head = first.take().unwrap_or_default().to_vec();
         match prepared {
             Prepared::Stored => {
-                let mut slices = Vec::with_capacity(range.len() + 1);
-                slices.extend(first.take());
-                slices.extend(assembled.slices_of(range.clone()));
-                conn.write_vectored_all(&slices).await?;
+                let run = assembled.share(range.clone());
+                let size = head.len() + run.len;
+                send_off_shard(conn, (head, run), size, |(head, run)| {
+                    let mut all = vec![&head[..]];
+                    all.extend(run.slices_of(0..run.parts()));
+                    all
+                })
+                .await?;
             }
             Prepared::Pending(task) => {
                 let buf = task.await.ok_or_else(|| io::Error::other("scrape inflate task cancelled"))?;
-                let slices: Vec<&[u8]> = first.take().into_iter().chain([&buf[..]]).collect();
-                let written = conn.write_vectored_all(&slices).await;
-                drop(slices);
+                let size = head.len() + buf.len();
+                let (_, buf) = send_off_shard(conn, (head, buf), size, |(head, buf)| vec![&head[..], &buf[..]]).await?;
                 spare.push(buf);
-                written?;
             }
         }
         assembled.release(range);
@@ -553,14 +563,103 @@ async fn write_plain(
     Ok(())
 }
 
+/// One run of a gzip scrape as an HTTP chunk: its size line, its gzip body (see
+/// `scrape::Assembled::gzip_slices`) and the line end after it.
+struct GzipRun {
+    size_line: Vec<u8>,
+    run: crate::scrape::Assembled,
+    frames: Vec<[u8; 5]>,
+    /// Bytes of the gzip body, without the size line and the line end.
+    body: usize,
+}
+
+impl GzipRun {
+    /// Makes the run's missing deflate segments and the CRC-32 and length of its plain bytes,
+    /// and measures its chunk. Runs on a blocking thread for a large run or one with groups
+    /// to compress: it reads every segment's CRC, scattered over the store.
+    fn prepare(run: crate::scrape::Assembled) -> (GzipRun, (u32, u64)) {
+        if !run.gzip_ready(0..run.parts()) {
+            run.make_segments(0..run.parts());
+        }
+        let crc = run.crc(0..run.parts());
+        let mut g = GzipRun { size_line: Vec::new(), run, frames: Vec::new(), body: 0 };
+        g.body = Self::slices(&mut g).iter().map(|s| s.len()).sum::<usize>() - 2;
+        g.size_line = format!("{:x}\r\n", g.body).into_bytes();
+        (g, crc)
+    }
+
+    /// The chunk as slices: size line, body, line end.
+    fn slices(&mut self) -> Vec<&[u8]> {
+        let GzipRun { size_line, run, frames, .. } = self;
+        let run: &crate::scrape::Assembled = run;
+        let mut out = vec![&size_line[..]];
+        run.gzip_slices(0..run.parts(), frames, &mut out);
+        out.push(b"\r\n");
+        out
+    }
+}
+
+/// Scrape runs (plain bytes, or a gzip chunk) at least this large are written by a blocking
+/// thread.
+const SEND_OFF_SHARD: usize = 1 << 20;
+
+/// How long a blocking thread writing a scrape waits for room in the socket before it hands
+/// the rest back to the shard (which then waits as long as the reader takes).
+const SEND_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Writes the `size` bytes of the slices `slices` gives of `data` to the connection: from a
+/// blocking thread at the lower priority when they come to [`SEND_OFF_SHARD`] bytes or more
+/// (on a duplicate of the socket, see `sys::dup_fd`), finishing on the shard whatever that
+/// thread left. Gives `data` back for reuse. `slices` may be called twice (the second time
+/// for what the thread left), so it must give the same bytes each time.
+async fn send_off_shard<T: Send + 'static>(
+    conn: &mut Conn,
+    data: T,
+    size: usize,
+    slices: for<'a> fn(&'a mut T) -> Vec<&'a [u8]>,
+) -> io::Result<T> {
+    let (mut data, sent) = if size >= SEND_OFF_SHARD {
+        let fd = crate::sys::dup_fd(conn.stream.as_raw_fd())?;
+        let mut data = data;
+        on_blocking_thread(move || {
+            let sent = crate::sys::send_blocking(fd.as_raw_fd(), &slices(&mut data), SEND_PATIENCE);
+            (data, sent)
+        })
+        .await
+        .ok_or_else(|| io::Error::other("scrape send task cancelled"))?
+    } else {
+        (data, Ok(0))
+    };
+    let sent = sent?;
+    if sent < size {
+        conn.write_vectored_all(&skip_bytes(&slices(&mut data), sent)).await?;
+    }
+    Ok(data)
+}
+
+/// `bufs` without their first `n` bytes.
+fn skip_bytes<'a>(bufs: &[&'a [u8]], mut n: usize) -> Vec<&'a [u8]> {
+    let mut out = Vec::with_capacity(bufs.len());
+    for b in bufs {
+        if n >= b.len() {
+            n -= b.len();
+        } else {
+            out.push(&b[n..]);
+            n = 0;
+        }
+    }
+    out
+}
+
 /// Sends the scrape as one gzip member in a chunked body (see `crate::gzip`), in runs of
 /// about [`SCRAPE_RUN`] plain bytes. First the scrape lets go of the plain bytes of every chunk
 /// whose deflate segment exists, here on the shard, after which it holds existing segments
-/// only. A run with groups pushed since the last gzip scrape goes to a blocking thread at a
-/// lower priority, which makes the missing segments; several such runs are prepared at a
-/// time. The CRC of each run is combined from its segments' CRCs (on the blocking thread for
-/// a run it compressed). Each run is written as an HTTP chunk as soon as it and the runs
-/// before it are ready, then its chunks are let go of.
+/// only. Then each run goes to a blocking thread at a lower priority ([`GzipRun::prepare`]),
+/// which makes the segments of groups pushed since the last gzip scrape, combines the run's
+/// CRC from its segments' CRCs and measures its chunk; several runs are prepared at a time.
+/// Only a small run whose segments all exist is prepared on the shard. Each run is written
+/// as an HTTP chunk as soon as it and the runs before it are ready (by a blocking thread too
+/// when large, see [`send_off_shard`]), and its chunks are let go of.
 async fn write_gzip(
     shard: &Shard,
     conn: &mut Conn,
@@ -568,11 +667,10 @@ async fn write_gzip(
     keep_alive: bool,
 ) -> io::Result<()> {
     use crate::gzip::{Framer, GZIP_HEADER};
-    use crate::scrape::Assembled;
     /// A run and the CRC-32 and length of its plain bytes.
     enum Prepared {
-        Ready(Assembled, (u32, u64)),
-        Pending(glommio::task::JoinHandle<(Assembled, (u32, u64))>),
+        Ready((GzipRun, (u32, u64))),
+        Pending(glommio::task::JoinHandle<(GzipRun, (u32, u64))>),
     }
     let mut head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {EXPOSITION_CONTENT_TYPE}\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
@@ -606,43 +704,33 @@ async fn write_gzip(
     let mut next = 0;
     let mut sent = GZIP_HEADER.len();
     let mut framer = Framer::new();
-    let mut frames = Vec::new();
     while next < runs.len() || !queue.is_empty() {
         while queue.len() < parallel && next < runs.len() {
             // A handle on the run (reference counts only; no sample bytes are copied) that
             // a blocking thread can own and give back.
             let run = assembled.share(runs[next].clone());
-            let prepared = if run.gzip_ready(0..run.parts()) {
-                let crc = run.crc(0..run.parts());
-                Prepared::Ready(run, crc)
+            let prepared = if run.len < SEND_OFF_SHARD && run.gzip_ready(0..run.parts()) {
+                Prepared::Ready(GzipRun::prepare(run))
             } else {
-                Prepared::Pending(on_blocking_thread(move || {
-                    run.make_segments(0..run.parts());
-                    let crc = run.crc(0..run.parts());
-                    (run, crc)
-                }))
+                Prepared::Pending(on_blocking_thread(move || GzipRun::prepare(run)))
             };
             queue.push_back((next, prepared));
             next += 1;
         }
         let (i, prepared) = queue.pop_front().expect("queue is not empty");
         let (run, (crc, len)) = match prepared {
-            Prepared::Ready(run, crc) => (run, crc),
+            Prepared::Ready(r) => r,
             Prepared::Pending(task) => task.await.ok_or_else(|| io::Error::other("gzip preparation task cancelled"))?,
         };
         assembled.release(runs[i].clone());
         framer.plain_crc(crc, len);
-        let mut slices = vec![&[][..]]; // the chunk-size line, below
-        run.gzip_slices(0..run.parts(), &mut frames, &mut slices);
-        let size: usize = slices.iter().map(|s| s.len()).sum();
-        if size == 0 {
+        // An empty chunk would end the body.
+        if run.body == 0 {
             continue;
         }
-        let size_line = format!("{size:x}\r\n");
-        slices[0] = size_line.as_bytes();
-        slices.push(b"\r\n");
-        conn.write_vectored_all(&slices).await?;
-        sent += size;
+        let (body, size) = (run.body, run.size_line.len() + run.body + 2);
+        send_off_shard(conn, run, size, GzipRun::slices).await?;
+        sent += body;
     }
     let mut last = format!("{:x}\r\n", 10).into_bytes();
     last.extend_from_slice(&framer.trailer());

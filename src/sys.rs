@@ -28,6 +28,73 @@ pub fn try_writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<Option<usize>> 
     }
 }
 
+/// A duplicate of socket `fd` that a blocking thread can write to and close on its own: the
+/// socket stays open as long as either descriptor does, so a connection closed meanwhile by
+/// its shard can never turn this into a write to some other file that reused the number.
+pub fn dup_fd(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC only reads `fd`; a non-negative result is a new descriptor
+    // that nothing else owns.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `r` was just returned by fcntl and is owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r) })
+}
+
+/// Writes `bufs` in order to socket `fd` from a thread that may block, waiting in `poll` while
+/// the socket is full. Gives up waiting once the socket has had no room for `patience` (a
+/// reader that stopped reading must not hold the thread) and returns how many bytes went out;
+/// the caller writes the rest its own way.
+pub fn send_blocking(fd: RawFd, bufs: &[&[u8]], patience: std::time::Duration) -> io::Result<usize> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let wait_ms = patience.as_millis().min(i32::MAX as u128) as libc::c_int;
+    let mut done = 0;
+    let (mut i, mut off) = (0, 0);
+    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(bufs.len().min(1024));
+    while done < total {
+        while i < bufs.len() && off == bufs[i].len() {
+            i += 1;
+            off = 0;
+        }
+        iov.clear();
+        iov.push(IoSlice::new(&bufs[i][off..]));
+        iov.extend(bufs[i + 1..].iter().filter(|b| !b.is_empty()).take(1023).map(|b| IoSlice::new(b)));
+        let mut sent = match try_writev(fd, &iov)? {
+            Some(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Some(n) => n,
+            None => {
+                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd, borrowed for the call.
+                let r = unsafe { libc::poll(&mut p, 1, wait_ms) };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                } else if r == 0 {
+                    return Ok(done);
+                }
+                continue;
+            }
+        };
+        done += sent;
+        while sent > 0 {
+            let left = bufs[i].len() - off;
+            if sent >= left {
+                sent -= left;
+                i += 1;
+                off = 0;
+            } else {
+                off += sent;
+                sent = 0;
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// A socket bound to `addr` with SO_REUSEPORT but never listening: it pins the port (when
 /// `addr` asks for port 0) while every shard binds its own listener to the same port, and
 /// receives no connections itself.
@@ -445,5 +512,65 @@ mod tests {
         p.set_max(0);
         assert!(p.give(Vec::with_capacity(1)).is_err());
         assert_eq!((p.len(), p.bytes()), (0, 0));
+    }
+
+    /// A connected pair of non-blocking stream sockets, as the gateway's connections are.
+    fn socket_pair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors socketpair writes.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(r, 0, "socketpair: {}", io::Error::last_os_error());
+        // SAFETY: both were just made and are owned by nothing else.
+        unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn a_blocking_send_stops_waiting_for_a_reader_that_stalls_and_says_how_far_it_got() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        use std::time::{Duration, Instant};
+        let (ours, theirs) = socket_pair();
+        let a: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let b = vec![7u8; 5_000_000];
+        let bufs: [&[u8]; 4] = [b"head", &a, &[], &b];
+        let total = 4 + a.len() + b.len();
+        // Nobody reads: the socket fills, and after the patience the thread gives up.
+        let dup = super::dup_fd(ours.as_raw_fd()).unwrap();
+        let t = Instant::now();
+        let sent = super::send_blocking(dup.as_raw_fd(), &bufs, Duration::from_millis(200)).unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(200));
+        assert!(sent > 0 && sent < total, "sent {sent} of {total}");
+        // A reader that keeps reading gets everything, in order: what the blocking send took,
+        // then the rest from where it stopped.
+        let all: Vec<u8> = bufs.concat();
+        let reader = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(theirs);
+            let mut got = Vec::new();
+            loop {
+                let mut chunk = vec![0u8; 1 << 16];
+                match f.read(&mut chunk) {
+                    Ok(0) => return got,
+                    Ok(n) => got.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+        });
+        let rest: &[u8] = &all[sent..];
+        assert_eq!(super::send_blocking(dup.as_raw_fd(), &[rest], Duration::from_secs(10)).unwrap(), rest.len());
+        drop((dup, ours));
+        assert!(reader.join().unwrap() == all, "the reader got the bytes in order");
+        // A peer that is gone is an error, not a wait.
+        let (ours, theirs) = socket_pair();
+        drop(theirs);
+        assert!(super::send_blocking(ours.as_raw_fd(), &[b"x"], Duration::from_secs(10)).is_err());
     }
 }

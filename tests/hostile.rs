@@ -181,3 +181,109 @@ fn the_connection_cap_answers_503() {
     std::thread::sleep(Duration::from_millis(300));
     still_healthy(&g);
 }
+
+/// The scrape without the gateway's own families and push times, which move between scrapes.
+fn pushed_lines(text: &str) -> String {
+    strip_times(text).lines().filter(|l| !l.contains("ringgate_")).map(|l| format!("{l}\n")).collect()
+}
+
+/// About `mb` MiB of series whose label values are pseudo-random hex: deflate shrinks them
+/// by less than half, so even a gzip scrape of a few of them outgrows the socket buffers.
+fn noisy_body(mb: usize, seed: u64) -> String {
+    let mut s = String::from("# TYPE noisy gauge\n");
+    let mut x = seed | 1;
+    let mut i = 0;
+    while s.len() < mb << 20 {
+        let mut v = String::new();
+        for _ in 0..24 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push_str(&format!("{x:016x}"));
+        }
+        s.push_str(&format!("noisy{{n=\"{i}\",v=\"{v}\"}} {i}\n"));
+        i += 1;
+    }
+    s
+}
+
+/// The body of an answer read whole from `raw` (head included), de-chunked and gunzipped
+/// when it says so; checks Content-Length when there is one.
+fn body_of(raw: Vec<u8>) -> String {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let mut body = raw[split..].to_vec();
+    if let Some(len) = head.lines().find_map(|l| l.strip_prefix("content-length:")) {
+        assert_eq!(body.len(), len.trim().parse::<usize>().unwrap(), "the whole body, as announced");
+    }
+    if head.contains("transfer-encoding: chunked") {
+        let (mut b, mut out) = (&body[..], Vec::new());
+        loop {
+            let nl = b.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap(), 16).unwrap();
+            b = &b[nl + 2..];
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&b[..n]);
+            b = &b[n + 2..];
+        }
+        body = out;
+    }
+    if head.contains("content-encoding: gzip") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out).unwrap();
+        body = out;
+    }
+    String::from_utf8(body).unwrap()
+}
+
+#[test]
+fn a_scrape_reader_that_stalls_or_leaves_harms_nobody() {
+    for compression in [true, false] {
+        let g = gateway_with(ringgate::config::Config { compression, ..config() });
+        // About 12 MB, and a gzip scrape of it nearly as large: more than the socket buffers
+        // hold, in runs large enough to be written by the blocking threads.
+        for i in 0..2 {
+            assert_eq!(g.put(&format!("/metrics/job/noisy{i}"), &noisy_body(6, i + 1)).status, 200);
+        }
+        let want = pushed_lines(&g.scrape());
+        // The gzip path is the same whether the store is compressed or not.
+        let ways: &[bool] = if compression { &[false, true] } else { &[false] };
+        for &gzip in ways {
+            let what = format!("compression {compression}, gzip {gzip}");
+            // A reader that stops for longer than a blocking thread waits for room: the shard
+            // takes over the rest of the run, and meanwhile serves pushes and other scrapes.
+            let mut s = g.connect();
+            let accept = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+            write!(s, "GET /metrics HTTP/1.1\r\nHost: t\r\n{accept}Connection: close\r\n\r\n").unwrap();
+            let mut got = vec![0u8; 64 * 1024];
+            s.read_exact(&mut got).unwrap();
+            assert_eq!(g.put("/metrics/job/during", "# TYPE during gauge\nduring 1\n").status, 200);
+            if !gzip {
+                assert!(g.scrape().contains("during{instance=\"\",job=\"during\"} 1\n"), "{what}");
+            }
+            std::thread::sleep(Duration::from_millis(1500));
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            s.read_to_end(&mut got).unwrap();
+            let text = body_of(got);
+            let pushed: String =
+                pushed_lines(&text).lines().filter(|l| !l.contains("during")).map(|l| format!("{l}\n")).collect();
+            assert_eq!(pushed, want, "the stalled scrape's bytes ({what})");
+        }
+
+        // A reader that leaves in the middle: the others are served as before.
+        let mut s = g.connect();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut some = vec![0u8; 64 * 1024];
+        s.read_exact(&mut some).unwrap();
+        drop(s);
+        let after = g.scrape();
+        assert!(after.contains("during{instance=\"\",job=\"during\"} 1\n"));
+        let others: String =
+            pushed_lines(&after).lines().filter(|l| !l.contains("during")).map(|l| format!("{l}\n")).collect();
+        assert_eq!(others, want, "the other groups, untouched");
+        still_healthy(&g);
+    }
+}
