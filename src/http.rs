@@ -7,7 +7,7 @@
 //! first byte of a request, then the header and body timeouts, so a client that sends one byte
 //! a second cannot hold a connection for long.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -417,42 +417,19 @@ impl Conn {
     /// through glommio (one plain write of the next buffer) and goes on vectored.
     pub async fn write_vectored_all(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         let fd = self.stream.as_raw_fd();
-        let mut i = 0;
-        let mut off = 0;
-        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(1024);
-        while i < bufs.len() {
-            iov.clear();
-            iov.push(IoSlice::new(&bufs[i][off..]));
-            let mut j = i + 1;
-            while j < bufs.len() && iov.len() < 1024 {
-                if !bufs[j].is_empty() {
-                    iov.push(IoSlice::new(bufs[j]));
-                }
-                j += 1;
-            }
-            let mut sent = match sys::try_writev(fd, &iov)? {
+        let mut cursor = sys::IoCursor::new(bufs);
+        let mut iov = Vec::with_capacity(1024);
+        while !cursor.done() {
+            cursor.iov(&mut iov);
+            let sent = match sys::try_writev(fd, &iov)? {
                 Some(n) => n,
                 // Full socket: let glommio wait for room, writing part of the next buffer.
-                None => self.stream.write(&bufs[i][off..]).await?,
+                None => self.stream.write(cursor.current()).await?,
             };
-            if sent == 0 && !bufs[i][off..].is_empty() {
+            if sent == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
-            // Advance (i, off) by `sent` bytes.
-            while sent > 0 || (i < bufs.len() && off == bufs[i].len()) {
-                let left = bufs[i].len() - off;
-                if sent >= left {
-                    sent -= left;
-                    i += 1;
-                    off = 0;
-                    if i == bufs.len() {
-                        break;
-                    }
-                } else {
-                    off += sent;
-                    sent = 0;
-                }
-            }
+            cursor.advance(sent);
         }
         Ok(())
     }

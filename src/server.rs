@@ -632,23 +632,12 @@ async fn send_off_shard<T: Send + 'static>(
     };
     let sent = sent?;
     if sent < size {
-        conn.write_vectored_all(&skip_bytes(&slices(&mut data), sent)).await?;
+        let all = slices(&mut data);
+        let mut rest = crate::sys::IoCursor::new(&all);
+        rest.advance(sent);
+        conn.write_vectored_all(&rest.rest()).await?;
     }
     Ok(data)
-}
-
-/// `bufs` without their first `n` bytes.
-fn skip_bytes<'a>(bufs: &[&'a [u8]], mut n: usize) -> Vec<&'a [u8]> {
-    let mut out = Vec::with_capacity(bufs.len());
-    for b in bufs {
-        if n >= b.len() {
-            n -= b.len();
-        } else {
-            out.push(&b[n..]);
-            n = 0;
-        }
-    }
-    out
 }
 
 /// Sends the scrape as one gzip member in a chunked body (see `crate::gzip`), in runs of

@@ -43,52 +43,96 @@ pub fn dup_fd(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r) })
 }
 
+/// A position in a list of buffers being written in order: the vectored writers' bookkeeping
+/// of how far the kernel has taken them. Empty buffers are skipped.
+pub struct IoCursor<'s, 'b> {
+    bufs: &'s [&'b [u8]],
+    i: usize,
+    off: usize,
+}
+
+impl<'s, 'b> IoCursor<'s, 'b> {
+    pub fn new(bufs: &'s [&'b [u8]]) -> Self {
+        let mut c = IoCursor { bufs, i: 0, off: 0 };
+        c.advance(0);
+        c
+    }
+
+    /// Whether every byte has been written.
+    pub fn done(&self) -> bool {
+        self.i == self.bufs.len()
+    }
+
+    /// The rest of the current buffer (not empty unless [`done`](IoCursor::done)).
+    pub fn current(&self) -> &'b [u8] {
+        self.bufs.get(self.i).map_or(&[], |b| &b[self.off..])
+    }
+
+    /// Fills `iov` with what is left, up to `IOV_MAX` (1024) slices.
+    pub fn iov(&self, iov: &mut Vec<IoSlice<'b>>) {
+        iov.clear();
+        if self.done() {
+            return;
+        }
+        iov.push(IoSlice::new(self.current()));
+        iov.extend(self.bufs[self.i + 1..].iter().filter(|b| !b.is_empty()).take(1023).map(|b| IoSlice::new(b)));
+    }
+
+    /// Moves past `n` more bytes written.
+    pub fn advance(&mut self, mut n: usize) {
+        while self.i < self.bufs.len() {
+            let left = self.bufs[self.i].len() - self.off;
+            if n < left {
+                self.off += n;
+                return;
+            }
+            n -= left;
+            self.i += 1;
+            self.off = 0;
+        }
+    }
+
+    /// What is left, as slices.
+    pub fn rest(&self) -> Vec<&'b [u8]> {
+        if self.done() {
+            return Vec::new();
+        }
+        let mut out = vec![self.current()];
+        out.extend(self.bufs[self.i + 1..].iter().filter(|b| !b.is_empty()));
+        out
+    }
+}
+
 /// Writes `bufs` in order to socket `fd` from a thread that may block, waiting in `poll` while
 /// the socket is full. Gives up waiting once the socket has had no room for `patience` (a
 /// reader that stopped reading must not hold the thread) and returns how many bytes went out;
 /// the caller writes the rest its own way.
 pub fn send_blocking(fd: RawFd, bufs: &[&[u8]], patience: std::time::Duration) -> io::Result<usize> {
-    let total: usize = bufs.iter().map(|b| b.len()).sum();
     let wait_ms = patience.as_millis().min(i32::MAX as u128) as libc::c_int;
     let mut done = 0;
-    let (mut i, mut off) = (0, 0);
-    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(bufs.len().min(1024));
-    while done < total {
-        while i < bufs.len() && off == bufs[i].len() {
-            i += 1;
-            off = 0;
-        }
-        iov.clear();
-        iov.push(IoSlice::new(&bufs[i][off..]));
-        iov.extend(bufs[i + 1..].iter().filter(|b| !b.is_empty()).take(1023).map(|b| IoSlice::new(b)));
-        let mut sent = match try_writev(fd, &iov)? {
+    let mut cursor = IoCursor::new(bufs);
+    let mut iov = Vec::with_capacity(bufs.len().min(1024));
+    while !cursor.done() {
+        cursor.iov(&mut iov);
+        match try_writev(fd, &iov)? {
             Some(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Some(n) => n,
+            Some(n) => {
+                cursor.advance(n);
+                done += n;
+            }
             None => {
                 let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
                 // SAFETY: one valid pollfd, borrowed for the call.
                 let r = unsafe { libc::poll(&mut p, 1, wait_ms) };
+                if r == 0 {
+                    return Ok(done);
+                }
                 if r < 0 {
                     let e = io::Error::last_os_error();
                     if e.kind() != io::ErrorKind::Interrupted {
                         return Err(e);
                     }
-                } else if r == 0 {
-                    return Ok(done);
                 }
-                continue;
-            }
-        };
-        done += sent;
-        while sent > 0 {
-            let left = bufs[i].len() - off;
-            if sent >= left {
-                sent -= left;
-                i += 1;
-                off = 0;
-            } else {
-                off += sent;
-                sent = 0;
             }
         }
     }
@@ -512,6 +556,21 @@ mod tests {
         p.set_max(0);
         assert!(p.give(Vec::with_capacity(1)).is_err());
         assert_eq!((p.len(), p.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn a_cursor_skips_empty_buffers_and_gives_what_is_left() {
+        let bufs: [&[u8]; 5] = [b"", b"ab", b"", b"cde", b""];
+        let mut c = super::IoCursor::new(&bufs);
+        assert_eq!((c.done(), c.current()), (false, &b"ab"[..]));
+        let mut iov = Vec::new();
+        c.iov(&mut iov);
+        assert_eq!(iov.len(), 2);
+        c.advance(3);
+        assert_eq!(c.rest(), [&b"de"[..]]);
+        c.advance(2);
+        assert!(c.done() && c.rest().is_empty() && c.current().is_empty());
+        assert!(super::IoCursor::new(&[b"", b""]).done());
     }
 
     /// A connected pair of non-blocking stream sockets, as the gateway's connections are.
