@@ -95,8 +95,10 @@ fn gpu_payload() -> String {
     payload::gpu_text(8, 767 * 1024).replace(&mark, &host)
 }
 
-fn grouping() -> Vec<InjectedLabel> {
-    GroupKey::from_path("job/node/instance/gpu-node-0001").unwrap().injected()
+fn grouping() -> Vec<InjectedLabel<'static>> {
+    static KEY: std::sync::LazyLock<GroupKey> =
+        std::sync::LazyLock::new(|| GroupKey::from_path("job/node/instance/gpu-node-0001").unwrap());
+    KEY.injected()
 }
 
 fn rendered_bytes(fams: &[RenderedFamily]) -> usize {

@@ -252,10 +252,11 @@ pub enum Format {
 
 impl Format {
     pub fn from_content_type(ct: Option<&str>) -> Format {
-        let ct = ct.unwrap_or("").to_ascii_lowercase();
-        if ct.starts_with("application/vnd.google.protobuf") {
+        let ct = ct.unwrap_or("").as_bytes();
+        let starts = |prefix: &str| ct.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()));
+        if starts("application/vnd.google.protobuf") {
             Format::Protobuf
-        } else if ct.starts_with("application/openmetrics-text") {
+        } else if starts("application/openmetrics-text") {
             Format::OpenMetrics
         } else {
             Format::Text

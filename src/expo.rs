@@ -636,7 +636,7 @@ struct Ended {
 }
 
 impl<'g> FamilyRenderer<'g> {
-    pub fn new(grouping: &'g [InjectedLabel], capacity: usize) -> Self {
+    pub fn new(grouping: &'g [InjectedLabel<'g>], capacity: usize) -> Self {
         FamilyRenderer {
             sets: LabelSets::new(grouping),
             out: buffer(capacity),
@@ -775,13 +775,13 @@ impl<'g> FamilyRenderer<'g> {
 /// with the same body labels (see `text::parse`): what [`FamilyRenderer::sample`] writes
 /// between the name and the value, refused for the same reasons.
 pub struct LabelSets<'g> {
-    grouping: &'g [InjectedLabel],
+    grouping: &'g [InjectedLabel<'g>],
     limits: LabelLimits,
 }
 
 impl<'g> LabelSets<'g> {
     /// With the label limits of this thread, as [`FamilyRenderer::new`].
-    pub fn new(grouping: &'g [InjectedLabel]) -> Self {
+    pub fn new(grouping: &'g [InjectedLabel<'g>]) -> Self {
         LabelSets { grouping, limits: LABEL_LIMITS.with(|c| c.get()) }
     }
 
@@ -840,7 +840,7 @@ impl Needs<'_> {
 /// appends them to `out` as `{...}` with `grouping` merged in: URL labels win over body
 /// labels, except the default `instance=""`, which a body `instance` replaces.
 fn write_label_set<'l>(
-    grouping: &[InjectedLabel],
+    grouping: &[InjectedLabel<'_>],
     lim: LabelLimits,
     name: &[u8],
     labels: &mut [(&[u8], &'l [u8])],
@@ -901,18 +901,18 @@ fn write_label_set<'l>(
         out.push(b'"');
     };
     while i < labels.len() || j < g.len() {
-        if j == g.len() || (i < labels.len() && labels[i].0 < &*g[j].name) {
+        if j == g.len() || (i < labels.len() && labels[i].0 < g[j].name) {
             put(out, labels[i].0, labels[i].1);
             i += 1;
-        } else if i == labels.len() || &*g[j].name < labels[i].0 {
-            put(out, &g[j].name, &g[j].value);
+        } else if i == labels.len() || g[j].name < labels[i].0 {
+            put(out, g[j].name, &g[j].value);
             j += 1;
         } else {
             // Same name in URL and body: the URL wins, except the default instance.
             if g[j].default_only {
                 put(out, labels[i].0, labels[i].1);
             } else {
-                put(out, &g[j].name, &g[j].value);
+                put(out, g[j].name, &g[j].value);
             }
             i += 1;
             j += 1;

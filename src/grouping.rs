@@ -6,6 +6,7 @@
 //! the scrape output and feed the shard hash, so the same group always lands on the same
 //! shard, whatever spelling (`@base64`, trailing slash, label order) the client used.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -61,7 +62,9 @@ impl GroupKey {
     pub fn from_path(rest: &str) -> Result<GroupKey, PathError> {
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let mut segs = rest.split('/');
-        let mut labels: Vec<(String, String)> = Vec::with_capacity(4);
+        // Borrowed from the path unless percent- or base64-encoded: a push's key costs one
+        // allocation (its canonical bytes), besides this list.
+        let mut labels: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(4);
         while let Some(name) = segs.next() {
             let Some(value) = segs.next() else {
                 if labels.is_empty() {
@@ -71,7 +74,7 @@ impl GroupKey {
             };
             let name = percent_decode(name)?;
             let (name, b64) = match name.strip_suffix("@base64") {
-                Some(n) => (n.to_string(), true),
+                Some(n) => (Cow::Owned(n.to_string()), true),
                 None => (name, false),
             };
             if labels.is_empty() && name != "job" {
@@ -79,26 +82,26 @@ impl GroupKey {
             }
             let value = if b64 {
                 let raw = base64_url_decode(value).ok_or_else(|| PathError::BadBase64(value.into()))?;
-                String::from_utf8(raw).map_err(|_| PathError::NotUtf8(name.clone()))?
+                Cow::Owned(String::from_utf8(raw).map_err(|_| PathError::NotUtf8(name.to_string()))?)
             } else {
                 percent_decode(value)?
             };
             if !is_label_name(name.as_bytes()) {
-                return Err(PathError::BadLabelName(name));
+                return Err(PathError::BadLabelName(name.into()));
             }
             if name.starts_with("__") {
-                return Err(PathError::ReservedLabelName(name));
+                return Err(PathError::ReservedLabelName(name.into()));
             }
             // The canonical bytes separate names and values with NUL: a NUL in a value would
             // make `job/a%00x%00b` the same group as `job/a/x/b`.
             if value.contains('\0') {
-                return Err(PathError::NulByte(name));
+                return Err(PathError::NulByte(name.into()));
             }
             if name == "job" && value.is_empty() {
                 return Err(PathError::EmptyJob);
             }
             if labels.iter().any(|(n, _)| *n == name) {
-                return Err(PathError::DuplicateLabel(name));
+                return Err(PathError::DuplicateLabel(name.into()));
             }
             labels.push((name, value));
         }
@@ -109,16 +112,21 @@ impl GroupKey {
     }
 
     /// Builds a key from already validated labels (restored snapshots, tests).
-    pub fn from_labels(mut labels: Vec<(String, String)>) -> GroupKey {
+    pub fn from_labels<N: AsRef<str> + Ord, V: AsRef<str> + Ord>(mut labels: Vec<(N, V)>) -> GroupKey {
         labels.sort();
-        let mut canonical = Vec::with_capacity(labels.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+        let len = labels.iter().map(|(n, v)| n.as_ref().len() + v.as_ref().len() + 2).sum();
+        // Collected from an iterator of known length: one allocation, where building a Vec
+        // and converting it would be two.
+        let mut canonical: Arc<[u8]> = std::iter::repeat(0).take(len).collect();
+        let out = Arc::get_mut(&mut canonical).expect("a new Arc is unique");
+        let mut at = 0;
         for (n, v) in &labels {
-            canonical.extend_from_slice(n.as_bytes());
-            canonical.push(0);
-            canonical.extend_from_slice(v.as_bytes());
-            canonical.push(0);
+            for part in [n.as_ref().as_bytes(), v.as_ref().as_bytes()] {
+                out[at..at + part.len()].copy_from_slice(part);
+                at += part.len() + 1; // and the NUL, already there
+            }
         }
-        GroupKey { canonical: canonical.into() }
+        GroupKey { canonical }
     }
 
     pub fn canonical(&self) -> &[u8] {
@@ -166,18 +174,22 @@ impl GroupKey {
     /// The labels as they are injected into rendered samples: sorted by name, values escaped
     /// for the exposition format, and `instance=""` marked as a default when the URL has no
     /// `instance` (a body `instance` label then wins; URL labels always win).
-    pub fn injected(&self) -> Vec<InjectedLabel> {
-        let mut out: Vec<InjectedLabel> = self
+    pub fn injected(&self) -> Vec<InjectedLabel<'_>> {
+        let mut out: Vec<InjectedLabel<'_>> = self
             .labels()
-            .map(|(n, v)| InjectedLabel {
-                name: n.as_bytes().into(),
-                value: escape_label_value(v.as_bytes()).into_boxed_slice(),
-                default_only: false,
+            .map(|(n, v)| {
+                let v = v.as_bytes();
+                let plain = !v.iter().any(|c| matches!(c, b'\\' | b'"' | b'\n'));
+                InjectedLabel {
+                    name: n.as_bytes(),
+                    value: if plain { Cow::Borrowed(v) } else { Cow::Owned(escape_label_value(v)) },
+                    default_only: false,
+                }
             })
             .collect();
-        if !out.iter().any(|l| &*l.name == b"instance") {
-            out.push(InjectedLabel { name: b"instance"[..].into(), value: Box::new([]), default_only: true });
-            out.sort_by(|a, b| a.name.cmp(&b.name));
+        if !out.iter().any(|l| l.name == b"instance") {
+            out.push(InjectedLabel { name: b"instance", value: Cow::Borrowed(b""), default_only: true });
+            out.sort_by(|a, b| a.name.cmp(b.name));
         }
         out
     }
@@ -201,12 +213,13 @@ impl fmt::Display for GroupKey {
     }
 }
 
-/// One grouping label as injected into samples.
+/// One grouping label as injected into samples, borrowed from its key (a value is copied only
+/// when it needs escaping).
 #[derive(Debug, Clone)]
-pub struct InjectedLabel {
-    pub name: Box<[u8]>,
+pub struct InjectedLabel<'k> {
+    pub name: &'k [u8],
     /// Escaped for the exposition format.
-    pub value: Box<[u8]>,
+    pub value: Cow<'k, [u8]>,
     /// True for the `instance=""` added when the URL names no instance: a body label wins.
     pub default_only: bool,
 }
@@ -223,9 +236,9 @@ pub fn shard_for(canonical: &[u8], shards: usize) -> usize {
     (state.hash_one(canonical) % shards.max(1) as u64) as usize
 }
 
-fn percent_decode(s: &str) -> Result<String, PathError> {
+fn percent_decode(s: &str) -> Result<Cow<'_, str>, PathError> {
     if !s.contains('%') {
-        return Ok(s.to_string());
+        return Ok(Cow::Borrowed(s));
     }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -243,7 +256,7 @@ fn percent_decode(s: &str) -> Result<String, PathError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| PathError::NotUtf8(s.into()))
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| PathError::NotUtf8(s.into()))
 }
 
 /// URL-safe base64 with optional padding; `=` alone is the empty value.
@@ -321,6 +334,34 @@ mod tests {
             assert!(a.shard(n) < n);
         }
         assert_eq!(GroupKey::from_canonical(a.canonical()), Some(a));
+    }
+
+    #[test]
+    fn canonical_bytes_and_injected_labels() {
+        let k = GroupKey::from_path("job/j/zone/a%22b/instance@base64/bGluZQpicmVhaw").unwrap();
+        assert_eq!(k.canonical(), b"instance\0line\nbreak\0job\0j\0zone\0a\"b\0");
+        let from_owned = GroupKey::from_labels(vec![
+            ("zone".to_string(), "a\"b".to_string()),
+            ("job".to_string(), "j".to_string()),
+            ("instance".to_string(), "line\nbreak".to_string()),
+        ]);
+        assert_eq!(from_owned, k);
+        let inj = k.injected();
+        let got: Vec<(&[u8], &[u8], bool)> = inj.iter().map(|l| (l.name, &*l.value, l.default_only)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"instance"[..], &b"line\\nbreak"[..], false),
+                (&b"job"[..], &b"j"[..], false),
+                (&b"zone"[..], &b"a\\\"b"[..], false)
+            ]
+        );
+        // Plain values are borrowed from the key, escaped ones copied.
+        assert!(matches!(inj[1].value, Cow::Borrowed(_)) && matches!(inj[2].value, Cow::Owned(_)));
+        let no_instance = GroupKey::from_path("job/j").unwrap();
+        let inj = no_instance.injected();
+        let got: Vec<(&[u8], &[u8], bool)> = inj.iter().map(|l| (l.name, &*l.value, l.default_only)).collect();
+        assert_eq!(got, vec![(&b"instance"[..], &b""[..], true), (&b"job"[..], &b"j"[..], false)]);
     }
 
     #[test]

@@ -521,13 +521,16 @@ fn head(r: &httparse::Request<'_, '_>, n: usize) -> Result<Head, ReadError> {
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    pub content_type: &'static str,
+    /// Headers besides Content-Type and Content-Length (none on most answers: an answer to a
+    /// push allocates nothing for its head).
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, headers: vec![("Content-Type", content_type.to_string())], body: body.into() }
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
+        Response { status, content_type, headers: Vec::new(), body: body.into() }
     }
 
     pub fn text(status: u16, body: impl Into<String>) -> Response {
@@ -558,6 +561,8 @@ impl Response {
         let _ = write!(out, "{}", self.status);
         out.push(b' ');
         out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(self.content_type.as_bytes());
         out.extend_from_slice(b"\r\n");
         for (n, v) in &self.headers {
             out.extend_from_slice(n.as_bytes());

@@ -108,7 +108,7 @@ impl OmType {
 /// more than `max_series` samples.
 pub fn parse<'a>(
     body: &'a [u8],
-    grouping: &[InjectedLabel],
+    grouping: &[InjectedLabel<'_>],
     bump: &'a Bump,
     max_series: usize,
 ) -> Result<Vec<RenderedFamily>, BodyError> {
@@ -360,8 +360,9 @@ mod tests {
     use super::*;
     use crate::grouping::GroupKey;
 
-    fn grouping() -> Vec<InjectedLabel> {
-        GroupKey::from_path("job/j").unwrap().injected()
+    fn grouping() -> Vec<InjectedLabel<'static>> {
+        static KEY: std::sync::LazyLock<GroupKey> = std::sync::LazyLock::new(|| GroupKey::from_path("job/j").unwrap());
+        KEY.injected()
     }
 
     fn om(body: &str) -> Result<Vec<RenderedFamily>, BodyError> {

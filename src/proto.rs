@@ -42,7 +42,7 @@ use crate::grouping::InjectedLabel;
 /// refusing a body with more than `max_series` samples (text lines, as the text parser counts).
 pub fn parse<'a>(
     body: &'a [u8],
-    grouping: &[InjectedLabel],
+    grouping: &[InjectedLabel<'_>],
     bump: &'a Bump,
     max_series: usize,
 ) -> Result<Vec<RenderedFamily>, BodyError> {
@@ -605,8 +605,10 @@ mod tests {
     const GPU_PB: &[u8] = include_bytes!("../tests/fixtures/gpu.pb");
     const GPU_TXT: &str = include_str!("../tests/fixtures/gpu.txt");
 
-    fn grouping() -> Vec<InjectedLabel> {
-        GroupKey::from_path("job/j/gpu/url-wins").unwrap().injected()
+    fn grouping() -> Vec<InjectedLabel<'static>> {
+        static KEY: std::sync::LazyLock<GroupKey> =
+            std::sync::LazyLock::new(|| GroupKey::from_path("job/j/gpu/url-wins").unwrap());
+        KEY.injected()
     }
 
     fn decode(body: &[u8]) -> Result<Vec<RenderedFamily>, BodyError> {

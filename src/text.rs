@@ -131,14 +131,18 @@ impl Drop for Scratch {
 }
 
 /// Parses a text-format body and renders its families with `grouping` injected.
-pub fn parse<'a>(body: &'a [u8], grouping: &[InjectedLabel], bump: &'a Bump) -> Result<Vec<RenderedFamily>, BodyError> {
+pub fn parse<'a>(
+    body: &'a [u8],
+    grouping: &[InjectedLabel<'_>],
+    bump: &'a Bump,
+) -> Result<Vec<RenderedFamily>, BodyError> {
     parse_with_limit(body, grouping, bump, usize::MAX)
 }
 
 /// As [`parse`], refusing a body with more than `max_series` samples.
 pub fn parse_with_limit<'a>(
     body: &'a [u8],
-    grouping: &[InjectedLabel],
+    grouping: &[InjectedLabel<'_>],
     bump: &'a Bump,
     max_series: usize,
 ) -> Result<Vec<RenderedFamily>, BodyError> {
