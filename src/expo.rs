@@ -474,9 +474,12 @@ pub fn is_label_name(s: &[u8]) -> bool {
     }
 }
 
-/// Escapes a raw label value for the exposition format.
-pub fn escape_label_value(v: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len());
+/// Escapes a raw label value for the exposition format; borrowed when nothing needs escaping.
+pub fn escape_label_value(v: &[u8]) -> Cow<'_, [u8]> {
+    if !v.iter().any(|c| matches!(c, b'\\' | b'"' | b'\n')) {
+        return Cow::Borrowed(v);
+    }
+    let mut out = Vec::with_capacity(v.len() + 1);
     for &c in v {
         match c {
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -485,7 +488,7 @@ pub fn escape_label_value(v: &[u8]) -> Vec<u8> {
             _ => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Escapes raw HELP text for the exposition format.

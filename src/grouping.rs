@@ -177,14 +177,10 @@ impl GroupKey {
     pub fn injected(&self) -> Vec<InjectedLabel<'_>> {
         let mut out: Vec<InjectedLabel<'_>> = self
             .labels()
-            .map(|(n, v)| {
-                let v = v.as_bytes();
-                let plain = !v.iter().any(|c| matches!(c, b'\\' | b'"' | b'\n'));
-                InjectedLabel {
-                    name: n.as_bytes(),
-                    value: if plain { Cow::Borrowed(v) } else { Cow::Owned(escape_label_value(v)) },
-                    default_only: false,
-                }
+            .map(|(n, v)| InjectedLabel {
+                name: n.as_bytes(),
+                value: escape_label_value(v.as_bytes()),
+                default_only: false,
             })
             .collect();
         if !out.iter().any(|l| l.name == b"instance") {
