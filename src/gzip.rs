@@ -103,11 +103,37 @@ pub mod crc {
 
     static POWERS: [u32; 64] = powers();
 
+    /// Bits of a length whose factor is looked up whole in [`SHORT`].
+    const SHORT_BITS: u32 = 12;
+
+    /// x^(8 * len) modulo the polynomial for every len below 2^[`SHORT_BITS`]: each entry is
+    /// the one before times x^8, eight shift-and-reduce steps.
+    const fn short_shifts() -> [u32; 1 << SHORT_BITS] {
+        let mut t = [0u32; 1 << SHORT_BITS];
+        let mut p = 1u32 << 31; // x^0
+        let mut i = 0;
+        while i < t.len() {
+            t[i] = p;
+            let mut step = 0;
+            while step < 8 {
+                p = (p >> 1) ^ (POLY & (p & 1).wrapping_neg());
+                step += 1;
+            }
+            i += 1;
+        }
+        t
+    }
+
+    /// 16 KiB. Most segments are a family of one group, a few KB or less, and made at every
+    /// push: computing each one's factor from the powers took several multiplications of 32
+    /// steps, as long as deflating a few hundred bytes of it (`bench-results/crc-shift-2026-11-23/`).
+    static SHORT: [u32; 1 << SHORT_BITS] = short_shifts();
+
     /// The factor that moves a CRC past `len` bytes: x^(8 * len) modulo the polynomial.
     pub fn shift(len: u64) -> u32 {
-        let mut p = 1u32 << 31; // x^0
-        let mut n = len;
-        let mut k = 3; // 8 * len = len * 2^3
+        let mut p = SHORT[(len & ((1 << SHORT_BITS) - 1)) as usize];
+        let mut n = len >> SHORT_BITS;
+        let mut k = 3 + SHORT_BITS as usize; // 8 * len = len * 2^3
         while n != 0 {
             if n & 1 != 0 {
                 p = multiply(POWERS[k & 63], p);
@@ -797,6 +823,11 @@ mod tests {
         assert_eq!(crc::multiply(0, 12345), 0);
         let big = crc::shift(5 << 30);
         assert_eq!(crc::multiply(crc::shift(1 << 30), crc::shift(4 << 30)), big, "x^a * x^b = x^(a+b)");
+        // Lengths looked up whole, and those past the table, agree with products of each other.
+        for (a, b) in [(1, 0), (1, 1), (4095, 1), (4096, 4096), (4097, 8191), (1 << 20, 4095), (123_457, 99)] {
+            assert_eq!(crc::multiply(crc::shift(a), crc::shift(b)), crc::shift(a + b), "{a} + {b}");
+        }
+        assert_eq!(crc::shift(0), 1 << 31, "x^0");
     }
 
     /// A small xorshift: inputs for the round trips without a dependency.
