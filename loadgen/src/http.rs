@@ -10,6 +10,7 @@
 use crate::payload::Payload;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// Where requests go. Only loopback addresses are accepted.
@@ -113,6 +114,8 @@ pub struct Response {
 
 const MAX_HEAD: usize = 64 * 1024;
 const BODY_HEAD_KEEP: usize = 512;
+/// A body with at least this much left to read is dropped in the kernel ([`Conn::discard`]).
+const DISCARD_MIN: u64 = 64 * 1024;
 
 /// What a response head says (both clients read it: the pooled one here and small mode's
 /// event loops).
@@ -440,12 +443,56 @@ impl Conn {
 
     fn read_exact_discard(&mut self, mut n: u64, deadline: Instant, keep: &mut Vec<u8>) -> Result<(), ReqError> {
         while n > 0 {
-            if self.rpos == self.rend && self.fill(deadline)? == 0 {
-                return Err(ReqError::Io("connection closed inside the body".into()));
+            if self.rpos == self.rend {
+                // Past the head kept for the report, a large body is dropped in the kernel.
+                let got = if keep.len() >= BODY_HEAD_KEEP && n >= DISCARD_MIN {
+                    self.discard(n, deadline)?
+                } else {
+                    self.fill(deadline)? as u64
+                };
+                if got == 0 {
+                    return Err(ReqError::Io("connection closed inside the body".into()));
+                }
+                if self.rpos == self.rend {
+                    n -= got;
+                    continue;
+                }
             }
             n -= self.take(n, keep);
         }
         Ok(())
+    }
+
+    /// Drops up to `max` bytes of the body from the socket without copying them: `recv` with
+    /// MSG_TRUNC, which TCP sockets take as "consume, do not copy" (tcp(7)). The bytes are
+    /// still sent, carried and acknowledged; only the copy into this process is skipped. A
+    /// probe of a multi-GB store is read at the pace of the kernel's TCP work instead of that
+    /// plus a copy of every byte, so a prober on the gateway's machine takes less of the CPU
+    /// the gateway would otherwise have (a remote Prometheus would cost it nothing).
+    /// Returns the bytes dropped (0 at EOF).
+    fn discard(&mut self, max: u64, deadline: Instant) -> Result<u64, ReqError> {
+        let s = self.stream.as_mut().expect("connected");
+        loop {
+            let rem =
+                remaining(deadline).ok_or_else(|| ReqError::Timeout("timed out waiting for the response".into()))?;
+            let want = Some(rem.min(SLICE));
+            if self.read_timeout != want {
+                s.set_read_timeout(want).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
+                self.read_timeout = want;
+            }
+            let len = (max.min(self.rbuf.len() as u64)) as usize;
+            // SAFETY: `rbuf` is valid for `len` bytes (with MSG_TRUNC the kernel does not even
+            // write them); the descriptor is the open stream's.
+            let r = unsafe { libc::recv(s.as_raw_fd(), self.rbuf.as_mut_ptr().cast(), len, libc::MSG_TRUNC) };
+            if r >= 0 {
+                return Ok(r as u64);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted || is_timeout(&e) {
+                continue;
+            }
+            return Err(ReqError::from_io(e, "receive"));
+        }
     }
 
     fn read_to_eof(&mut self, deadline: Instant, keep: &mut Vec<u8>) -> Result<u64, ReqError> {
@@ -586,6 +633,36 @@ mod tests {
         assert!(seen[0].starts_with("PUT /metrics/job/a HTTP/1.1\r\n"));
         assert!(seen[0].ends_with("Content-Length: 4\r\n\r\nx 1\n"));
         assert!(seen[2].contains("Accept-Encoding: gzip\r\n"));
+    }
+
+    #[test]
+    fn large_bodies_are_counted_and_the_stream_stays_in_step() {
+        // Bodies far larger than the read buffer: past the kept head they are dropped in the
+        // kernel (MSG_TRUNC), in Content-Length and chunked framing alike.
+        let body: String = (0..3_000_000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        let sized: &'static str =
+            Box::leak(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into());
+        let chunk = &body[..1_000_003];
+        let chunked: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n3\r\nxyz\r\n0\r\n\r\n",
+                chunk.len()
+            )
+            .into(),
+        );
+        let (t, h) = serve(vec![sized, chunked, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]);
+        let mut c = Conn::with_buffer(t, 256 * 1024);
+        let dl = Instant::now() + Duration::from_secs(10);
+        let r = c.request("GET", "/metrics", "", Body::Empty, dl).unwrap();
+        assert_eq!(r.body_bytes, body.len() as u64);
+        assert_eq!(r.body_head, body[..BODY_HEAD_KEEP]);
+        let r = c.request("GET", "/metrics", "", Body::Empty, dl).unwrap();
+        assert_eq!(r.body_bytes, chunk.len() as u64 + 3);
+        assert_eq!(r.body_head, body[..BODY_HEAD_KEEP]);
+        let r = c.request("GET", "/metrics", "", Body::Empty, dl).unwrap();
+        assert_eq!((r.status, r.body_head.as_str()), (200, "ok"), "the next answer is read from its first byte");
+        assert_eq!(c.connects, 1);
+        h.join().unwrap();
     }
 
     #[test]
