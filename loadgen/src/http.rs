@@ -411,6 +411,20 @@ impl Conn {
             self.rend -= self.rpos;
             self.rpos = 0;
         }
+        let rend = self.rend;
+        let n = self.receive(deadline, |s, buf| s.read(&mut buf[rend..]))?;
+        self.rend += n;
+        Ok(n)
+    }
+
+    /// Runs `op` (a receive on the open stream, given the read buffer) until it returns
+    /// something other than a timeout, re-arming the read timeout in slices of [`SLICE`] so
+    /// that `deadline` holds.
+    fn receive(
+        &mut self,
+        deadline: Instant,
+        mut op: impl FnMut(&mut TcpStream, &mut [u8]) -> io::Result<usize>,
+    ) -> Result<usize, ReqError> {
         let s = self.stream.as_mut().expect("connected");
         loop {
             let rem =
@@ -420,11 +434,8 @@ impl Conn {
                 s.set_read_timeout(want).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
                 self.read_timeout = want;
             }
-            match s.read(&mut self.rbuf[self.rend..]) {
-                Ok(n) => {
-                    self.rend += n;
-                    return Ok(n);
-                }
+            match op(s, &mut self.rbuf) {
+                Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted || is_timeout(&e) => continue,
                 Err(e) => return Err(ReqError::from_io(e, "receive")),
             }
@@ -471,28 +482,18 @@ impl Conn {
     /// the gateway would otherwise have (a remote Prometheus would cost it nothing).
     /// Returns the bytes dropped (0 at EOF).
     fn discard(&mut self, max: u64, deadline: Instant) -> Result<u64, ReqError> {
-        let s = self.stream.as_mut().expect("connected");
-        loop {
-            let rem =
-                remaining(deadline).ok_or_else(|| ReqError::Timeout("timed out waiting for the response".into()))?;
-            let want = Some(rem.min(SLICE));
-            if self.read_timeout != want {
-                s.set_read_timeout(want).map_err(|e| ReqError::from_io(e, "setsockopt"))?;
-                self.read_timeout = want;
-            }
-            let len = (max.min(self.rbuf.len() as u64)) as usize;
-            // SAFETY: `rbuf` is valid for `len` bytes (with MSG_TRUNC the kernel does not even
+        let n = self.receive(deadline, |s, buf| {
+            let len = max.min(buf.len() as u64) as usize;
+            // SAFETY: `buf` is valid for `len` bytes (with MSG_TRUNC the kernel does not even
             // write them); the descriptor is the open stream's.
-            let r = unsafe { libc::recv(s.as_raw_fd(), self.rbuf.as_mut_ptr().cast(), len, libc::MSG_TRUNC) };
-            if r >= 0 {
-                return Ok(r as u64);
+            let r = unsafe { libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), len, libc::MSG_TRUNC) };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r as usize)
             }
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted || is_timeout(&e) {
-                continue;
-            }
-            return Err(ReqError::from_io(e, "receive"));
-        }
+        })?;
+        Ok(n as u64)
     }
 
     fn read_to_eof(&mut self, deadline: Instant, keep: &mut Vec<u8>) -> Result<u64, ReqError> {
