@@ -88,6 +88,17 @@ fn node_payload() -> (String, usize) {
     }
 }
 
+/// The node-exporter payload of node 1 as the load generator sends it: the same capture
+/// scaled its way (192 CPUs, InfiniBand ports, NVMe disks, pod series up to ~570 KiB), with
+/// each family's series in the order the Go client sorts them.
+fn loadgen_node_payload() -> String {
+    let mark = "#".repeat(payload::HOST_DIGITS);
+    let host = format!("{:0width$}", 1, width = payload::HOST_DIGITS);
+    let s = payload::Sizes::default();
+    let (text, _) = payload::node_text(&data("node-exporter-2cpu.prom"), s.node_cpus, s.node_bytes).unwrap();
+    text.replace(&mark, &host)
+}
+
 /// The GPU payload of node 1 as the load generator sends it (its host slots filled in).
 fn gpu_payload() -> String {
     let mark = "#".repeat(payload::HOST_DIGITS);
@@ -109,6 +120,7 @@ fn bench(c: &mut Criterion) {
     let (node, cpus) = node_payload();
     let prom = data("prometheus-server.prom");
     let gpu = gpu_payload();
+    let loadgen_node = loadgen_node_payload();
     let node_pb = to_protobuf(&node);
     let g = grouping();
 
@@ -138,6 +150,7 @@ fn bench(c: &mut Criterion) {
         (format!("text_node_exporter_{cpus}cpu"), node.as_bytes()),
         ("text_prometheus_server".into(), prom.as_bytes()),
         ("text_gpu_8".into(), gpu.as_bytes()),
+        ("text_node_exporter_loadgen".into(), loadgen_node.as_bytes()),
     ] {
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(name, |b| {

@@ -533,7 +533,7 @@ fn parsed_float(v: &[u8]) -> bool {
 /// The common case, decided without parsing: an optional sign, digits with at most one `.`
 /// (at least one digit), at most 300 characters, so the value is finite. Go's `ParseFloat`
 /// and Rust's `f64::from_str` both read every such string; anything else takes the full check.
-fn plain_decimal(v: &[u8]) -> bool {
+pub fn plain_decimal(v: &[u8]) -> bool {
     let digits = match v.first() {
         Some(b'-' | b'+') => &v[1..],
         _ => v,
@@ -839,6 +839,19 @@ impl Needs<'_> {
     }
 }
 
+/// `a < b` in byte order, for label names: short, and mostly different from their first
+/// byte on, so a loop the compiler keeps inline beats a call to `memcmp`, which is what
+/// comparing slices with `<` costs (a tenth of parsing a node exporter's push before).
+#[inline]
+fn name_lt(a: &[u8], b: &[u8]) -> bool {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x < y;
+        }
+    }
+    a.len() < b.len()
+}
+
 /// Checks a sample's body labels against the limits and for repeated names, sorts them, and
 /// appends them to `out` as `{...}` with `grouping` merged in: URL labels win over body
 /// labels, except the default `instance=""`, which a body `instance` replaces.
@@ -873,7 +886,7 @@ fn write_label_set<'l>(
         ));
     }
     // Exporters mostly write their labels sorted already.
-    if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
+    if !labels.windows(2).all(|w| name_lt(w[0].0, w[1].0)) {
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for w in labels.windows(2) {
             if w[0].0 == w[1].0 {
@@ -904,10 +917,10 @@ fn write_label_set<'l>(
         out.push(b'"');
     };
     while i < labels.len() || j < g.len() {
-        if j == g.len() || (i < labels.len() && labels[i].0 < g[j].name) {
+        if j == g.len() || (i < labels.len() && name_lt(labels[i].0, g[j].name)) {
             put(out, labels[i].0, labels[i].1);
             i += 1;
-        } else if i == labels.len() || g[j].name < labels[i].0 {
+        } else if i == labels.len() || name_lt(g[j].name, labels[i].0) {
             put(out, g[j].name, &g[j].value);
             j += 1;
         } else {

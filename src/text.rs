@@ -26,8 +26,8 @@ use bumpalo::Bump;
 use memchr::{memchr, memchr2, memrchr};
 
 use crate::expo::{
-    is_metric_name, sample_suffix_ok, valid_float, BodyError, FamilyRenderer, LabelSets, MetricType, Needs,
-    RenderedFamily,
+    is_metric_name, plain_decimal, sample_suffix_ok, valid_float, BodyError, FamilyRenderer, LabelSets, MetricType,
+    Needs, RenderedFamily,
 };
 use crate::grouping::InjectedLabel;
 
@@ -177,11 +177,26 @@ pub fn parse_with_limit<'a>(
             comment(&line[1..], line_no, utf8, &mut families, &mut index, bump)?;
             continue;
         }
-        let (name, rest) = split_class(line, METRIC_CHAR);
-        // Every byte is a name character already: only the first may still be wrong.
-        if !name.first().is_some_and(|c| !c.is_ascii_digit()) {
-            return Err(BodyError::new(line_no, format!("invalid metric name at {:?}", lossy_prefix(line))));
-        }
+        // Samples of one family mostly come one after the other, so a line mostly starts with
+        // the name of the line before, checked already: one comparison of the bytes instead of
+        // a class lookup per byte of a long name.
+        let (name, rest, same_name) = match last {
+            Some((n, _))
+                if line.len() > n.len()
+                    && line[..n.len()] == *n
+                    && CLASS[line[n.len()] as usize] & METRIC_CHAR == 0 =>
+            {
+                (&line[..n.len()], &line[n.len()..], true)
+            }
+            _ => {
+                let (name, rest) = split_class(line, METRIC_CHAR);
+                // Every byte is a name character already: only the first may still be wrong.
+                if !name.first().is_some_and(|c| !c.is_ascii_digit()) {
+                    return Err(BodyError::new(line_no, format!("invalid metric name at {:?}", lossy_prefix(line))));
+                }
+                (name, rest, false)
+            }
+        };
         let rest = skip_blank(rest);
         let (set, needs, rest) = if let Some(inner) = rest.strip_prefix(b"{") {
             // When the line is well formed its last `}` closes the label set: nothing after
@@ -223,14 +238,19 @@ pub fn parse_with_limit<'a>(
             };
             (set, needs, rest)
         };
-        let (value, rest) = split_class(rest, NOT_BLANK);
-        if value.is_empty() {
-            return Err(BodyError::new(line_no, format!("sample {:?} has no value", lossy(name))));
-        }
-        if !valid_float(value) {
-            return Err(BodyError::new(line_no, format!("invalid sample value {:?}", lossy(value))));
-        }
-        let rest = skip_blank(rest);
+        // Mostly the value is a plain decimal that ends the line: then it is checked already.
+        let (value, rest) = if plain_decimal(rest) {
+            (rest, &rest[rest.len()..])
+        } else {
+            let (value, rest) = split_class(rest, NOT_BLANK);
+            if value.is_empty() {
+                return Err(BodyError::new(line_no, format!("sample {:?} has no value", lossy(name))));
+            }
+            if !valid_float(value) {
+                return Err(BodyError::new(line_no, format!("invalid sample value {:?}", lossy(value))));
+            }
+            (value, skip_blank(rest))
+        };
         if !rest.is_empty() {
             let msg = if rest.iter().all(|c| c.is_ascii_digit() || *c == b'-') {
                 "samples with timestamps are not allowed in a push".to_string()
@@ -249,6 +269,7 @@ pub fn parse_with_limit<'a>(
         // Samples of one family mostly come one after the other: the name decides its family
         // for good once it has one (see `family_of`), so the last lookup is reused.
         let fi = match last {
+            Some((_, i)) if same_name => i,
             Some((n, i)) if n == name => i,
             _ => family_of(name, &mut families, &mut index, bump)?,
         };
@@ -627,6 +648,39 @@ mod tests {
             let e = render(&format!("# ok\n{body}")).unwrap_err();
             assert!(e.msg.contains(want), "{body:?}: {e}");
             assert!(e.line >= 2, "{body:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn lines_after_one_of_the_same_name_are_read_in_full() {
+        // Names that start with the name before, values that are not plain decimals, blanks
+        // and timestamps after a value, each following a line of the same family.
+        let body = "# TYPE a summary\na{quantile=\"0.5\"} 1\na_sum 2\na_count 3\na:x 4\n\
+                    a{quantile=\"0.9\"} 5 \na{quantile=\"0.99\"}\t-6.5e3\nb 1\nb2 2\nc{x=\"1\"} NaN\nc{x=\"2\"} 7\n";
+        let out = render(body).unwrap();
+        for want in [
+            "a{instance=\"\",job=\"j\",quantile=\"0.5\"} 1\n",
+            "a{instance=\"\",job=\"j\",quantile=\"0.9\"} 5\n",
+            "a{instance=\"\",job=\"j\",quantile=\"0.99\"} -6.5e3\n",
+            "a_sum{instance=\"\",job=\"j\"} 2\n",
+            "a_count{instance=\"\",job=\"j\"} 3\n",
+            "a:x{instance=\"\",job=\"j\"} 4\n",
+            "b2{instance=\"\",job=\"j\"} 2\n",
+            "c{instance=\"\",job=\"j\",x=\"1\"} NaN\n",
+        ] {
+            assert!(out.contains(want), "{want:?} not in {out}");
+        }
+        assert!(out.contains("a:x untyped"), "{out}");
+        for (body, want) in [
+            ("a{x=\"1\"} 1\na{x=\"2\"} 2 1234\n", "timestamps"),
+            ("a{x=\"1\"} 1\na{x=\"2\"} 2x\n", "invalid sample value"),
+            ("a{x=\"1\"} 1\na\n", "no value"),
+            ("a{x=\"1\"} 1\na{x=\"2\"}\n", "no value"),
+            ("a{x=\"1\"} 1\na{x=\"2\"} 1e\n", "invalid sample value"),
+            ("a{x=\"1\"} 1\na{x=\"1\"} 2\n", "duplicate series"),
+        ] {
+            let e = render(body).unwrap_err();
+            assert!(e.msg.contains(want) && e.line == 2, "{body:?}: {e}");
         }
     }
 
