@@ -235,6 +235,26 @@ pub(crate) fn give_back(v: Vec<u8>) {
 }
 
 impl Chunk {
+    /// Asks for the buffer's header, which [`has_deflated`] and [`segment`] read (a hint;
+    /// see `scrape::Assembled::keep_deflated_only`).
+    ///
+    /// [`has_deflated`]: Chunk::has_deflated
+    /// [`segment`]: Chunk::segment
+    pub fn prefetch_buf(&self) {
+        crate::sys::prefetch(Arc::as_ptr(&self.buf));
+    }
+
+    /// Asks for the segments' reference count, which [`segment`] raises (a hint, after
+    /// [`prefetch_buf`] has brought the buffer's header in).
+    ///
+    /// [`segment`]: Chunk::segment
+    /// [`prefetch_buf`]: Chunk::prefetch_buf
+    pub fn prefetch_segments(&self) {
+        if let Some(s) = self.buf.deflated.get() {
+            crate::sys::prefetch(Arc::as_ptr(s));
+        }
+    }
+
     /// Length of the plain bytes (kept for a compressed group too).
     pub fn len(&self) -> usize {
         self.end - self.start

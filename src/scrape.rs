@@ -13,11 +13,13 @@
 
 use std::sync::Arc;
 
+use crate::sys::prefetch;
+
 use crate::expo::RenderedFamily;
 use crate::store::ShardSnapshot;
 
-/// A scrape ready to be written: `header` holds every HELP/TYPE line (shared by the handles
-/// [`Assembled::share`] makes), `parts` says in what order header ranges and chunks go out.
+/// A scrape ready to be written: `header` holds every HELP/TYPE line (shared by the runs
+/// [`Assembled::take`] moves out), `parts` says in what order header ranges and chunks go out.
 pub struct Assembled {
     header: Arc<[u8]>,
     parts: Vec<Part>,
@@ -31,8 +33,10 @@ enum Part {
     Chunk(Arc<RenderedFamily>),
     /// Only the deflate segment of a chunk, for a gzip scrape that no longer needs its plain
     /// bytes (see [`Assembled::keep_deflated_only`]).
-    Deflated(Arc<crate::gzip::Segments>, u32),
-    /// A chunk already written and let go of (see [`Assembled::release`]).
+    /// Segment `.1` of `.0`, whose plain bytes are `.2` long (kept here: reading it from the
+    /// segments would cost a cache miss each time the scrape measures its runs).
+    Deflated(Arc<crate::gzip::Segments>, u32, u32),
+    /// A chunk moved out to the run that writes it (see [`Assembled::take`]).
     Released,
 }
 
@@ -59,7 +63,7 @@ impl Assembled {
         match p {
             Part::Header(s, e) => e - s,
             Part::Chunk(c) => c.samples.len(),
-            Part::Deflated(segments, i) => segments.plain[*i as usize].len as usize,
+            Part::Deflated(_, _, len) => *len as usize,
             Part::Released => 0,
         }
     }
@@ -98,9 +102,9 @@ impl Assembled {
             .iter()
             .map(|p| match p {
                 Part::Chunk(c) => c.samples.source(),
-                Part::Deflated(segments, i) => {
+                Part::Deflated(segments, i, len) => {
                     let i = *i as usize;
-                    Source::Deflated(segments.get(i), segments.plain[i].len as usize)
+                    Source::Deflated(segments.get(i), *len as usize)
                 }
                 p => Source::Stored(self.plain(p)),
             })
@@ -126,30 +130,37 @@ impl Assembled {
         self.parts[range].iter().map(|p| self.plain(p)).collect()
     }
 
-    /// Lets go of the chunks of parts `range`, once written. A scrape holds every chunk it
-    /// will send; a group replaced by a push meanwhile stays in memory until the scrape lets
-    /// go of all its chunks, so a long scrape releases what it has sent as it goes.
-    pub fn release(&mut self, range: std::ops::Range<usize>) {
-        for p in &mut self.parts[range] {
-            if matches!(p, Part::Chunk(_) | Part::Deflated(..)) {
-                *p = Part::Released;
-            }
-        }
-    }
-
     /// For a gzip scrape: holds only the deflate segment of every chunk that has one, so that
     /// a push replacing such a group while the scrape is written frees its plain bytes at
     /// once. Segments are about a fifth of the plain bytes, and keep the CRC of the plain
     /// bytes ([`crc`] still works). Chunks without a segment stay whole. Plain slices of
-    /// converted parts read empty from now on.
+    /// converted parts read empty from now on. (A chunk of 4 GiB or more, which no push
+    /// under the body limits makes, would stay whole.)
     ///
     /// [`crc`]: Assembled::crc
+    ///
+    /// Each chunk leads through three blocks of memory (the family, its group's buffer, the
+    /// segments' reference count), each one a cache miss in a large store: the loop asks for
+    /// them [`AHEAD`] parts apart, each step once the one before is in (see [`gzip_body`]).
+    ///
+    /// [`gzip_body`]: Assembled::gzip_body
     pub fn keep_deflated_only(&mut self, range: std::ops::Range<usize>) {
-        for p in &mut self.parts[range] {
+        let parts = &mut self.parts[range];
+        for j in 0..parts.len() {
+            if let Some(Part::Chunk(c)) = parts.get(j + 3 * AHEAD) {
+                prefetch(Arc::as_ptr(c));
+            }
+            if let Some(Part::Chunk(c)) = parts.get(j + 2 * AHEAD) {
+                c.samples.prefetch_buf();
+            }
+            if let Some(Part::Chunk(c)) = parts.get(j + AHEAD) {
+                c.samples.prefetch_segments();
+            }
+            let p = &mut parts[j];
             if let Part::Chunk(c) = p {
-                if c.samples.has_deflated() {
+                if let (true, Ok(len)) = (c.samples.has_deflated(), u32::try_from(c.samples.len())) {
                     let (segments, i) = c.samples.segment();
-                    *p = Part::Deflated(segments, i);
+                    *p = Part::Deflated(segments, i, len);
                 }
             }
         }
@@ -160,28 +171,30 @@ impl Assembled {
     /// the plain bytes of the rest (HELP/TYPE lines, chunks not deflated yet). Released parts
     /// count as nothing.
     pub fn crc(&self, range: std::ops::Range<usize>) -> (u32, u64) {
-        use crate::gzip::crc;
         let mut sum = 0u32;
         let mut len = 0u64;
         for p in &self.parts[range] {
             let kept = match p {
                 Part::Chunk(c) => c.samples.plain_crc(),
-                Part::Deflated(segments, i) => Some(segments.plain[*i as usize]),
+                Part::Deflated(segments, i, _) => Some(segments.plain[*i as usize]),
                 Part::Header(..) | Part::Released => None,
             };
-            match kept {
-                Some(k) => {
-                    sum = crc::combine(sum, k.crc, k.shift);
-                    len += k.len;
-                }
-                None => {
-                    let plain = self.plain(p);
-                    sum = crc::extend(sum, plain);
-                    len += plain.len() as u64;
-                }
-            }
+            (sum, len) = self.crc_add(p, kept, (sum, len));
         }
         (sum, len)
+    }
+
+    /// Adds part `p`'s plain bytes to a running CRC-32 and length: by its segment's CRC
+    /// (`kept`) where it has one, over its stored bytes otherwise.
+    fn crc_add(&self, p: &Part, kept: Option<crate::gzip::PlainCrc>, (sum, len): (u32, u64)) -> (u32, u64) {
+        use crate::gzip::crc;
+        match kept {
+            Some(k) => (crc::combine(sum, k.crc, k.shift), len + k.len),
+            None => {
+                let plain = self.plain(p);
+                (crc::extend(sum, plain), len + plain.len() as u64)
+            }
+        }
     }
 
     /// Makes the deflate segments that parts `range` lack (on a blocking thread: this is the
@@ -282,17 +295,6 @@ impl Assembled {
         crate::decompress::gzip_member(&[&plain[..]], level)
     }
 
-    /// Gets parts `range` ready for a gzip scrape in one call (benchmarks): makes the missing
-    /// deflate segments ([`make_segments`]) and returns the CRC-32 and length of the plain
-    /// bytes ([`crc`]). A scrape calls the two apart (see `server::write_gzip`).
-    ///
-    /// [`make_segments`]: Assembled::make_segments
-    /// [`crc`]: Assembled::crc
-    pub fn prepare_gzip(&self, range: std::ops::Range<usize>) -> (u32, u64) {
-        self.make_segments(range.clone());
-        self.crc(range)
-    }
-
     /// Whether every chunk of parts `range` has its deflate segment already (nothing left to
     /// compress for a gzip scrape).
     pub fn gzip_ready(&self, range: std::ops::Range<usize>) -> bool {
@@ -302,17 +304,27 @@ impl Assembled {
         })
     }
 
-    /// Parts `range` as the slices of a gzip body (after [`prepare_gzip`] of that range):
-    /// HELP/TYPE lines in stored blocks whose 5-byte headers are kept in `frames`, chunks as
-    /// their deflate segments.
+    /// Parts `range` as the slices of a gzip body, and the CRC-32 and length of their plain
+    /// bytes (as [`crc`] gives them), in one pass; call it after [`make_segments`] of that
+    /// range. HELP/TYPE lines go in stored blocks whose 5-byte headers are kept in `frames`,
+    /// chunks as their deflate segments.
     ///
-    /// [`prepare_gzip`]: Assembled::prepare_gzip
-    pub fn gzip_slices<'a>(
+    /// A gzip scrape of a large store has millions of parts, and each one's segment and CRC
+    /// sit in a different group's memory: read one part after another, every part waits for
+    /// two or three cache misses in turn (the part's `Segments`, then its entries of `plain`
+    /// and `ends`). So the loop asks for the `Segments` of the part [`AHEAD`] × 2 places on
+    /// and for the entries of the part [`AHEAD`] places on (whose `Segments` it asked for
+    /// earlier), and the misses of many parts overlap.
+    ///
+    /// [`crc`]: Assembled::crc
+    /// [`make_segments`]: Assembled::make_segments
+    pub fn gzip_body<'a>(
         &'a self,
         range: std::ops::Range<usize>,
         frames: &'a mut Vec<[u8; 5]>,
         out: &mut Vec<&'a [u8]>,
-    ) {
+    ) -> (u32, u64) {
+        use crate::gzip::crc;
         frames.clear();
         for p in &self.parts[range.clone()] {
             if let Part::Header(s, e) = p {
@@ -320,47 +332,60 @@ impl Assembled {
             }
         }
         let frames: &'a [[u8; 5]] = frames;
-        let mut next = 0;
-        for p in &self.parts[range] {
-            match p {
+        let parts = &self.parts[range];
+        let (mut sum, mut len, mut next) = (0u32, 0u64, 0);
+        for (j, p) in parts.iter().enumerate() {
+            if let Some(Part::Deflated(segments, ..)) = parts.get(j + 2 * AHEAD) {
+                prefetch(Arc::as_ptr(segments));
+            }
+            if let Some(Part::Deflated(segments, i, _)) = parts.get(j + AHEAD) {
+                prefetch(segments.plain.as_ptr().wrapping_add(*i as usize));
+                prefetch(segments.ends.as_ptr().wrapping_add(*i as usize));
+            }
+            let (kept, seg) = match p {
                 Part::Header(s, e) => {
-                    for run in self.header[*s..*e].chunks(u16::MAX as usize) {
+                    let lines = &self.header[*s..*e];
+                    sum = crc::extend(sum, lines);
+                    len += lines.len() as u64;
+                    for run in lines.chunks(u16::MAX as usize) {
                         out.push(&frames[next]);
                         out.push(run);
                         next += 1;
                     }
+                    continue;
                 }
-                Part::Chunk(c) => {
-                    let seg = c.samples.deflated();
-                    if !seg.is_empty() {
-                        out.push(seg);
-                    }
+                Part::Chunk(c) => (c.samples.plain_crc(), c.samples.deflated()),
+                Part::Deflated(segments, i, _) => {
+                    let i = *i as usize;
+                    (Some(segments.plain[i]), segments.get(i))
                 }
-                Part::Deflated(segments, i) => {
-                    let seg = segments.get(*i as usize);
-                    if !seg.is_empty() {
-                        out.push(seg);
-                    }
-                }
-                Part::Released => {}
+                Part::Released => continue,
+            };
+            (sum, len) = self.crc_add(p, kept, (sum, len));
+            if !seg.is_empty() {
+                out.push(seg);
             }
         }
+        (sum, len)
     }
 }
 
+/// How many parts ahead [`Assembled::gzip_body`] and [`Assembled::keep_deflated_only`] ask
+/// for the memory they will read, per step of what they follow from one part.
+const AHEAD: usize = 8;
+
+/// Every kind of part fits in three words: a scrape of a large store holds millions.
+const _: () = assert!(std::mem::size_of::<Part>() <= 24);
+
 impl Assembled {
-    /// A second handle on parts `range` of the same output, as parts `0..range.len()` of it
-    /// (reference counts only: header and chunks are shared).
-    pub fn share(&self, range: std::ops::Range<usize>) -> Assembled {
-        let parts: Vec<Part> = self.parts[range]
-            .iter()
-            .map(|p| match p {
-                Part::Header(s, e) => Part::Header(*s, *e),
-                Part::Chunk(c) => Part::Chunk(c.clone()),
-                Part::Deflated(s, i) => Part::Deflated(s.clone(), *i),
-                Part::Released => Part::Released,
-            })
-            .collect();
+    /// Moves parts `range` out into an output of their own, as parts `0..range.len()` of it,
+    /// leaving them released here. A scrape hands each run to the task that writes it, and
+    /// holds every chunk until its run is written: a group replaced by a push meanwhile stays
+    /// in memory until the scrape lets go of all its chunks, so a long scrape lets go of what
+    /// it has sent as it goes. Moving, not sharing, touches no reference count (in a large
+    /// store each one is a cache miss of its own).
+    pub fn take(&mut self, range: std::ops::Range<usize>) -> Assembled {
+        let parts: Vec<Part> = self.parts[range].iter_mut().map(|p| std::mem::replace(p, Part::Released)).collect();
         let len = parts.iter().map(|p| self.part_len(p)).sum();
         Assembled { header: self.header.clone(), parts, len, families: self.families, dropped: self.dropped }
     }
@@ -382,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn released_runs_let_go_of_their_chunks_and_the_rest_still_reads() {
+    fn taken_runs_hold_their_chunks_until_dropped_and_the_rest_still_reads() {
         let a = family("a", "a{job=\"x\"} 1\n");
         let b = family("b", "b{job=\"x\"} 2\n");
         let snap = ShardSnapshot { families: vec![vec![a.clone()], vec![b.clone()]], clear: Vec::new() };
@@ -390,15 +415,19 @@ mod tests {
         let whole = out.to_vec();
         assert_eq!(whole, b"# TYPE a gauge\na{job=\"x\"} 1\n# TYPE b gauge\nb{job=\"x\"} 2\n");
         assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (2, 2));
-        let run = out.share(2..4);
+        let run = out.take(2..4);
         assert_eq!(run.to_vec(), b"# TYPE b gauge\nb{job=\"x\"} 2\n");
         assert_eq!(run.len, 28);
-        out.release(0..2);
-        assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (1, 3));
-        assert_eq!(out.slices_of(2..4).concat(), run.to_vec());
+        // Moved, not shared; what is left reads as before, what was taken reads as nothing.
+        assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (2, 2));
+        assert_eq!(out.slices_of(0..2).concat(), b"# TYPE a gauge\na{job=\"x\"} 1\n");
+        assert_eq!(out.slices_of(2..4).concat(), b"");
         drop(run);
-        out.release(2..4);
         assert_eq!(Arc::strong_count(&b), 1);
+        let first = out.take(0..2);
+        assert_eq!(Arc::strong_count(&a), 2);
+        drop(first);
+        assert_eq!(Arc::strong_count(&a), 1);
     }
 
     #[test]
@@ -419,14 +448,14 @@ mod tests {
         assert_eq!(out.crc(all.clone()), (crc, len), "from the segments' CRCs and the header bytes");
         assert_eq!(out.crc(2..4), (crc32fast::hash(b"# TYPE b gauge\nb{job=\"x\"} 2\n"), 28));
         let (mut frames, mut before) = (Vec::new(), Vec::new());
-        out.gzip_slices(all.clone(), &mut frames, &mut before);
+        assert_eq!(out.gzip_body(all.clone(), &mut frames, &mut before), (crc, len), "the same CRC in the same pass");
         let before: Vec<u8> = before.concat();
         out.keep_deflated_only(all.clone());
         assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (1, 1));
         assert!(out.gzip_ready(all.clone()));
         assert_eq!(out.crc(all.clone()), (crc, len), "with the plain bytes of the chunks gone");
         let mut after = Vec::new();
-        out.gzip_slices(all.clone(), &mut frames, &mut after);
+        assert_eq!(out.gzip_body(all.clone(), &mut frames, &mut after), (crc, len));
         assert_eq!(after.concat(), before);
         // The member decodes to the plain scrape.
         let mut framer = crate::gzip::Framer::new();
@@ -437,5 +466,71 @@ mod tests {
         let mut plain = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&member[..]), &mut plain).unwrap();
         assert_eq!(plain, b"# TYPE a gauge\na{job=\"x\"} 1\n# TYPE b gauge\nb{job=\"x\"} 2\n");
+    }
+
+    /// A gzip body decoded back, with its trailer from the CRC and length `gzip_body` gives.
+    fn gunzip(body: &[&[u8]], crc: u32, len: u64) -> Vec<u8> {
+        let mut framer = crate::gzip::Framer::new();
+        framer.plain_crc(crc, len);
+        let mut member = crate::gzip::GZIP_HEADER.to_vec();
+        member.extend_from_slice(&body.concat());
+        member.extend_from_slice(&framer.trailer());
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&member[..]), &mut plain).unwrap();
+        plain
+    }
+
+    #[test]
+    fn a_gzip_body_of_many_parts_of_every_kind_decodes_to_the_plain_scrape() {
+        // Two groups over many families (more parts than the loop looks ahead), some parts
+        // held as chunks, some as their segments only, some taken away; two groups' chunks
+        // share one buffer, as a pushed group's families do.
+        let group = |job: &str| -> Vec<Arc<RenderedFamily>> {
+            let names: Vec<String> = (0..40).map(|i| format!("m{i:02}")).collect();
+            let texts: Vec<String> = names.iter().map(|n| format!("{n}{{job=\"{job}\"}} {}\n", n.len())).collect();
+            let mut fams: Vec<RenderedFamily> = names
+                .iter()
+                .zip(&texts)
+                .map(|(n, t)| RenderedFamily {
+                    name: n.as_str().into(),
+                    mtype: MetricType::Gauge,
+                    help: Some("h".into()),
+                    samples: t.as_bytes().to_vec().into(),
+                    series: 1,
+                })
+                .collect();
+            crate::expo::pack(&mut fams);
+            fams.into_iter().map(Arc::new).collect()
+        };
+        let (x, y) = (group("x"), group("y"));
+        let snap = |g: &Vec<Arc<RenderedFamily>>| ShardSnapshot {
+            families: g.iter().map(|f| vec![f.clone()]).collect(),
+            clear: Vec::new(),
+        };
+        let mut out = assemble(vec![snap(&x), snap(&y)]);
+        assert_eq!(out.parts(), 40 * 3);
+        out.make_segments(0..out.parts());
+        let plain = out.to_vec();
+        // A body as owned bytes, with its CRC and length.
+        let body_of = |out: &Assembled| {
+            let (mut frames, mut slices) = (Vec::new(), Vec::new());
+            let (crc, len) = out.gzip_body(0..out.parts(), &mut frames, &mut slices);
+            (slices.concat(), crc, len)
+        };
+        let (body, crc, len) = body_of(&out);
+        assert_eq!((crc, len), (crc32fast::hash(&plain), plain.len() as u64));
+        assert_eq!(gunzip(&[&body], crc, len), plain);
+        // Segments only for the first half; the second half stays as chunks.
+        out.keep_deflated_only(0..60);
+        assert_eq!(body_of(&out), (body.clone(), crc, len));
+        // Parts taken away count as nothing: the body is the rest's.
+        let taken = out.take(30..45);
+        let rest = out.to_vec();
+        let (left, crc2, len2) = body_of(&out);
+        assert_eq!((crc2, len2), (crc32fast::hash(&rest), rest.len() as u64));
+        assert_eq!(gunzip(&[&left], crc2, len2), rest);
+        let (run, crc3, len3) = body_of(&taken);
+        assert_eq!(gunzip(&[&run], crc3, len3), taken.to_vec());
+        assert_eq!(rest.len() + taken.len, plain.len());
     }
 }

@@ -505,7 +505,7 @@ async fn write_plain(
 ) -> io::Result<()> {
     use crate::scrape::Assembled;
     enum Prepared {
-        Stored,
+        Stored(Assembled),
         Pending(glommio::task::JoinHandle<Vec<u8>>),
     }
     let head = Response::new(200, EXPOSITION_CONTENT_TYPE, Vec::new()).head(assembled.len, keep_alive);
@@ -520,9 +520,11 @@ async fn write_plain(
     while next < runs.len() || !queue.is_empty() {
         while queue.len() < parallel && next < runs.len() {
             let range = runs[next].clone();
-            let prepared = if assembled.has_compressed(range.clone()) {
-                // A handle on the run (reference counts only) that a blocking thread can own.
-                let run: Assembled = assembled.share(range);
+            // The run's parts, moved out (no sample bytes copied): this scrape holds each
+            // chunk until its run is written (or, compressed, inflated).
+            let compressed = assembled.has_compressed(range.clone());
+            let run: Assembled = assembled.take(range);
+            let prepared = if compressed {
                 let mut buf = spare.pop().unwrap_or_default();
                 Prepared::Pending(on_blocking_thread(move || {
                     // Zeroed only where it grows: inflating writes every byte.
@@ -531,17 +533,15 @@ async fn write_plain(
                     buf
                 }))
             } else {
-                Prepared::Stored
+                Prepared::Stored(run)
             };
-            queue.push_back((next, prepared));
+            queue.push_back(prepared);
             next += 1;
         }
-        let (i, prepared) = queue.pop_front().expect("queue is not empty");
-        let range = runs[i].clone();
+        let prepared = queue.pop_front().expect("queue is not empty");
         let head = first.take().unwrap_or_default().to_vec();
         match prepared {
-            Prepared::Stored => {
-                let run = assembled.share(range.clone());
+            Prepared::Stored(run) => {
                 let size = head.len() + run.len;
                 send_off_shard(conn, (head, run), size, |(head, run)| {
                     let mut all = vec![&head[..]];
@@ -557,43 +557,58 @@ async fn write_plain(
                 spare.push(buf);
             }
         }
-        assembled.release(range);
     }
     shard.stats.sent(assembled.len);
     Ok(())
 }
 
 /// One run of a gzip scrape as an HTTP chunk: its size line, its gzip body (see
-/// `scrape::Assembled::gzip_slices`) and the line end after it.
+/// `scrape::Assembled::gzip_body`) and the line end after it.
 struct GzipRun {
     size_line: Vec<u8>,
-    run: crate::scrape::Assembled,
-    frames: Vec<[u8; 5]>,
+    /// The run's chunks and the headers of its stored blocks: never read, only held, since
+    /// `body_slices` points into them.
+    _run: crate::scrape::Assembled,
+    _frames: Vec<[u8; 5]>,
+    /// The body's slices as found by [`GzipRun::prepare`] (address and length): bytes owned
+    /// by `_run` (through its reference counts) and by `_frames`, both heap memory that stays
+    /// where it is while they live, however the `GzipRun` moves.
+    body_slices: Vec<(*const u8, usize)>,
     /// Bytes of the gzip body, without the size line and the line end.
     body: usize,
 }
 
+// SAFETY: the raw pointers in `body_slices` point into memory owned by `_run` and `_frames`,
+// which are `Send` and move with the struct; nothing else refers to them.
+unsafe impl Send for GzipRun {}
+
 impl GzipRun {
-    /// Makes the run's missing deflate segments and the CRC-32 and length of its plain bytes,
-    /// and measures its chunk. Runs on a blocking thread for a large run or one with groups
-    /// to compress: it reads every segment's CRC, scattered over the store.
+    /// Makes the run's missing deflate segments, finds the slices of its gzip body and the
+    /// CRC-32 and length of its plain bytes (one pass, `Assembled::gzip_body`), and measures
+    /// its chunk. Runs on a blocking thread for a large run or one with groups to compress:
+    /// it reads every segment, scattered over the store.
     fn prepare(run: crate::scrape::Assembled) -> (GzipRun, (u32, u64)) {
         if !run.gzip_ready(0..run.parts()) {
             run.make_segments(0..run.parts());
         }
-        let crc = run.crc(0..run.parts());
-        let mut g = GzipRun { size_line: Vec::new(), run, frames: Vec::new(), body: 0 };
-        g.body = Self::slices(&mut g).iter().map(|s| s.len()).sum::<usize>() - 2;
-        g.size_line = format!("{:x}\r\n", g.body).into_bytes();
-        (g, crc)
+        let mut frames = Vec::new();
+        let mut slices = Vec::new();
+        let crc = run.gzip_body(0..run.parts(), &mut frames, &mut slices);
+        let body = slices.iter().map(|s| s.len()).sum::<usize>();
+        let body_slices = slices.iter().map(|s| (s.as_ptr(), s.len())).collect();
+        drop(slices);
+        let size_line = format!("{body:x}\r\n").into_bytes();
+        (GzipRun { size_line, _run: run, _frames: frames, body_slices, body }, crc)
     }
 
     /// The chunk as slices: size line, body, line end.
     fn slices(&mut self) -> Vec<&[u8]> {
-        let GzipRun { size_line, run, frames, .. } = self;
-        let run: &crate::scrape::Assembled = run;
-        let mut out = vec![&size_line[..]];
-        run.gzip_slices(0..run.parts(), frames, &mut out);
+        let mut out = Vec::with_capacity(self.body_slices.len() + 2);
+        out.push(&self.size_line[..]);
+        // SAFETY: each pair is a slice `prepare` took from `self._run` or `self._frames`, which
+        // `self` still owns unchanged (neither is touched after `prepare`), so the bytes are
+        // alive and unmodified for as long as this borrow of `self`.
+        out.extend(self.body_slices.iter().map(|&(p, n)| unsafe { std::slice::from_raw_parts(p, n) }));
         out.push(b"\r\n");
         out
     }
@@ -695,23 +710,22 @@ async fn write_gzip(
     let mut framer = Framer::new();
     while next < runs.len() || !queue.is_empty() {
         while queue.len() < parallel && next < runs.len() {
-            // A handle on the run (reference counts only; no sample bytes are copied) that
-            // a blocking thread can own and give back.
-            let run = assembled.share(runs[next].clone());
+            // The run's parts, moved out (no sample bytes are copied, no reference counts
+            // touched), for a blocking thread to own and give back.
+            let run = assembled.take(runs[next].clone());
             let prepared = if run.len < SEND_OFF_SHARD && run.gzip_ready(0..run.parts()) {
                 Prepared::Ready(GzipRun::prepare(run))
             } else {
                 Prepared::Pending(on_blocking_thread(move || GzipRun::prepare(run)))
             };
-            queue.push_back((next, prepared));
+            queue.push_back(prepared);
             next += 1;
         }
-        let (i, prepared) = queue.pop_front().expect("queue is not empty");
+        let prepared = queue.pop_front().expect("queue is not empty");
         let (run, (crc, len)) = match prepared {
             Prepared::Ready(r) => r,
             Prepared::Pending(task) => task.await.ok_or_else(|| io::Error::other("gzip preparation task cancelled"))?,
         };
-        assembled.release(runs[i].clone());
         framer.plain_crc(crc, len);
         // An empty chunk would end the body.
         if run.body == 0 {

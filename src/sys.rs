@@ -460,6 +460,21 @@ pub fn trim_heap() -> u64 {
     before.saturating_sub(rss_bytes())
 }
 
+/// Asks the processor to bring `p`'s cache line in, for a loop that will read it a little
+/// later (see `scrape::Assembled::gzip_body`): a hint, which never faults, whatever the
+/// address.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 only loads a cache line if the address is mapped; it neither faults
+    // nor has any other effect, for any address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Lowers the scheduling priority of the calling thread (nice 10), once per thread. The
 /// blocking threads that gzip scrapes and write snapshots call it, so that on a busy machine
 /// the shard executors, which answer pushes, get the CPU first: a scrape may take a little
