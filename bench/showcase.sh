@@ -6,7 +6,7 @@
 #
 # Usage, from anywhere in the repository:
 #
-#   bash bench/showcase.sh                 # the full matrix, 30 min soak (about 1.5 h)
+#   bash bench/showcase.sh                 # the full matrix, 30 min soak (about 1 h)
 #   bash bench/showcase.sh --quick         # smoke version: small scales, 10 s cycles (~10 min)
 #   bash bench/showcase.sh --soak 45m      # soak length
 #   bash bench/showcase.sh --only ringgate,spike   # a subset (groups: ringgate spike soak
