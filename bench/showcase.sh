@@ -19,7 +19,8 @@
 # Every scenario is bounded in time (the load generator stops by itself; the driver kills a
 # gateway that does not stop within 30 s of SIGTERM and a load generator that overruns its
 # budget). Requires: cargo, python3 (stdlib only), /usr/bin/prometheus-pushgateway
-# (Debian's prometheus-pushgateway) for the official runs, ../shared/data/ next to the repo.
+# (Debian's prometheus-pushgateway, installed here with apt-get when missing) for the official
+# runs, ../shared/data/ next to the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,16 @@ if [ "$build" = 1 ]; then
     echo "$SHOWCASE_BUILD_SRC" > "$RINGGATE_TARGET_DIR/release/ringgate.built-from"
     echo "showcase: building ringgate-loadgen (release) in $LOADGEN_TARGET_DIR" >&2
     (cd "$dir" && CARGO_TARGET_DIR="$LOADGEN_TARGET_DIR" cargo build --release -p ringgate-loadgen)
+fi
+
+# The official gateway runs beside ringgate in the same matrix: install Debian's package when it
+# is missing (as scripts/install-test-deps.sh does for the tests) rather than run half a showcase.
+if [ "$build" = 1 ] && [ ! -x /usr/bin/prometheus-pushgateway ]; then
+    echo "showcase: apt-get install prometheus-pushgateway" >&2
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends prometheus-pushgateway >/dev/null
 fi
 
 python3 bench/showcase.py "$@"
