@@ -851,7 +851,12 @@ def main():
     if breaking:
         w("## Breaking-point search (ringgate)")
         w("")
-        w("Upward from the ladder until a scale misses 100 % success or p99 ≤ 1 s, or the store would pass "
+        # Runs since 2026-11-23T18Z estimate the gateway's peak RSS from the runs before (the
+        # compressed store keeps RSS well under the exposition); older ones the store's bytes.
+        by_rss = any("est_peak_rss_bytes" in s.e for s in breaking)
+        limit_what = ("the gateway's peak RSS (estimated from the largest peak RSS per node so far) would pass "
+                      if by_rss else "the store would pass ")
+        w("Upward from the ladder until a scale misses 100 % success or p99 ≤ 1 s, or " + limit_what +
           f"{man['options'].get('max_ram_fraction', 0.6):.0%} of RAM; then bisection between the last pass and the first failure.")
         w("")
         w("The two *cycle* columns split the same pushes by push cycle (from the load generator's `by_cycle`, "
