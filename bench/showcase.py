@@ -125,7 +125,8 @@ def sh(cmd):
 class Showcase:
     def __init__(self, args):
         self.a = args
-        if not os.access(PGW, os.X_OK) and any(self.want(g) for g in ("small", "official", "official-nocheck")):
+        self.have_pgw = os.access(PGW, os.X_OK)
+        if not self.have_pgw and any(self.want(g) for g in ("small", "official", "official-nocheck")):
             # A showcase without the official gateway is not the side-by-side it claims to be:
             # stop before writing anything rather than skip half of it.
             sys.exit(f"showcase: {PGW} is missing (Debian's prometheus-pushgateway; bench/showcase.sh "
@@ -137,7 +138,6 @@ class Showcase:
         for b in (self.rg, self.lg):
             if not os.access(b, os.X_OK):
                 sys.exit(f"showcase: {b} missing; run bench/showcase.sh (it builds it)")
-        self.have_pgw = os.access(PGW, os.X_OK)
         self.mem_total = meminfo()["MemTotal"]
         self.rss_cap = int(self.mem_total * args.max_ram_fraction)
         # Peak RSS per node of ringgate's 1,000-node-or-larger stress runs so far (the largest
